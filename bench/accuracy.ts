@@ -1,0 +1,210 @@
+// Accuracy benchmark of the exact lane (npm run bench:accuracy [-- --scale 10]).
+// Indexes the full shared corpus minus 30 tracks kept out as non-catalog material, then
+// identifies 5 s excerpts under the degradations of test/corpus.ts: 2 per indexed track, and
+// 200 from the kept-out tracks as negatives. Prints Markdown tables.
+import os from 'node:os';
+import path from 'node:path';
+import { rm, mkdtemp } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/config.js';
+import { setLogLevel } from '../src/log.js';
+import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
+import { Engine } from '../src/pipeline/engine.js';
+import { fingerprint } from '../src/pipeline/fingerprint.js';
+import { ingestFiles } from '../src/pipeline/ingest.js';
+import { DEFAULT_MATCHER } from '../src/pipeline/matcher.js';
+import { ProgressBar } from '../src/cli/progress.js';
+import { CACHE_DIR, CONDITIONS, fetchCorpus, makeClip, pool, rng, type CorpusTrack } from '../test/corpus.js';
+
+const CLIP_SECONDS = 5;
+const KEPT_OUT = 30;
+const NEGATIVES = 200;
+const OFFSET_TOLERANCE = 0.5;
+
+const { values } = parseArgs({ options: { scale: { type: 'string', default: '1' } } });
+const scale = Number(values.scale);
+setLogLevel('warn');
+
+interface Query {
+  condition: string;
+  file: string;
+  truth: CorpusTrack | null;
+  start: number;
+}
+interface Scored {
+  q: Query;
+  aligned: number; // of the best candidate (0 when none)
+  correct: boolean; // best candidate is the right track at the right offset
+  cpuMs: number;
+}
+
+const median = (a: number[]) => quantile(a, 0.5);
+function quantile(a: number[], q: number): number {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))]! : NaN;
+}
+
+async function main() {
+  const corpus = await fetchCorpus('full');
+  const r = rng(20261121);
+  const shuffled = corpus.map((t) => ({ t, k: r() })).sort((a, b) => a.k - b.k).map((x) => x.t);
+  const keptOut = shuffled.slice(0, KEPT_OUT);
+  const catalog = shuffled.slice(KEPT_OUT).sort((a, b) => a.name.localeCompare(b.name));
+
+  // Excerpt positions are drawn once; each condition degrades the same excerpts.
+  const excerpts: { truth: CorpusTrack | null; src: CorpusTrack; start: number }[] = [];
+  for (const t of catalog) for (let i = 0; i < 2; i++) excerpts.push({ truth: t, src: t, start: r() * (t.duration - CLIP_SECONDS - 0.5) });
+  for (let i = 0; i < NEGATIVES; i++) {
+    const t = keptOut[Math.floor(r() * keptOut.length)]!;
+    excerpts.push({ truth: null, src: t, start: r() * (t.duration - CLIP_SECONDS - 0.5) });
+  }
+  const queries: (Query & { src: string })[] = [];
+  for (const c of CONDITIONS) {
+    const dir = path.join(CACHE_DIR, 'bench-queries', c.name.replace(/[^a-z0-9]+/gi, '_'));
+    excerpts.forEach((e, i) =>
+      queries.push({ condition: c.name, truth: e.truth, start: e.start, src: e.src.file, file: path.join(dir, `${i}.${c.ext}`) }),
+    );
+  }
+  const gen = new ProgressBar('queries');
+  let made = 0;
+  await pool(queries, os.availableParallelism(), async (q) => {
+    const c = CONDITIONS.find((x) => x.name === q.condition)!;
+    await makeClip(q.src, q.file, q.start, CLIP_SECONDS, c);
+    gen.update(++made, queries.length, 'clips (cached after the first run)');
+  });
+
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'audio-ident-bench-'));
+  // Candidates down to 5 aligned hashes are kept so that the threshold can be calibrated below.
+  const engine = await Engine.open(loadConfig(process.env, { dataDir }), { ...DEFAULT_MATCHER, minAligned: 5 });
+  try {
+    const bar = new ProgressBar('ingest');
+    const ing = await ingestFiles(engine, catalog.map((t) => t.file), (p) => bar.update(p.done, p.total, `${(p.audioSeconds / 3600).toFixed(2)} h`));
+    if (ing.failed) throw new Error(`${ing.failed} catalog files failed to ingest`);
+    const st = engine.stats();
+    const hours = ing.audioSeconds / 3600;
+
+    // Extraction speed on one core, decode excluded.
+    const pcms = await Promise.all(catalog.slice(0, 6).map((t) => decodeFile(t.file)));
+    const speeds: number[] = [];
+    for (let rep = 0; rep < 5; rep++) {
+      const t0 = performance.now();
+      let samples = 0;
+      for (const p of pcms) {
+        fingerprint(p, 'index');
+        samples += p.length;
+      }
+      speeds.push(samples / SAMPLE_RATE / ((performance.now() - t0) / 1000));
+    }
+
+    const byName = new Map(catalog.map((t) => [t.file, t] as const));
+    const scoreAll = async (label: string): Promise<Scored[]> => {
+      const out: Scored[] = new Array(queries.length);
+      const pb = new ProgressBar(label);
+      let done = 0;
+      await pool(queries, 2, async (q, i) => {
+        const pcm = await decodeFile(q.file);
+        const c0 = process.cpuUsage();
+        const matches = engine.identify(pcm, 1);
+        const c1 = process.cpuUsage(c0);
+        const top = matches[0];
+        const truthFile = q.truth ? byName.get(q.truth.file) : undefined;
+        const correct = !!top && !!truthFile && top.track.file_name === path.basename(truthFile.file) && Math.abs(top.offsetSeconds - q.start) <= OFFSET_TOLERANCE;
+        out[i] = { q, aligned: top?.alignedHashes ?? 0, correct, cpuMs: (c1.user + c1.system) / 1000 };
+        pb.update(++done, queries.length, '');
+      });
+      return out;
+    };
+    const scored = await scoreAll('identify');
+
+    // Threshold calibration: the smallest minAligned with no false positive on any negative,
+    // nor any wrong answer on a positive, over all conditions.
+    const wrongAt = (T: number) => scored.filter((s) => s.aligned >= T && !s.correct).length;
+    let calibrated = DEFAULT_MATCHER.minAligned;
+    while (wrongAt(calibrated) > 0) calibrated++;
+    let lowest = 5;
+    while (wrongAt(lowest) > 0) lowest++;
+
+    const T = DEFAULT_MATCHER.minAligned;
+    const lines: string[] = [];
+    lines.push(`Catalog: ${catalog.length} tracks, ${hours.toFixed(2)} h; ${KEPT_OUT} tracks kept out; ${CLIP_SECONDS} s clips; threshold minAligned=${T} (lowest with zero false positives here: ${lowest}).`);
+    lines.push('');
+    lines.push('| condition | top-1 accuracy | wrong answers (positives) | false positives (negatives) |');
+    lines.push('|---|---|---|---|');
+    for (const c of CONDITIONS) {
+      const s = scored.filter((x) => x.q.condition === c.name);
+      const pos = s.filter((x) => x.q.truth);
+      const neg = s.filter((x) => !x.q.truth);
+      const acc = pos.filter((x) => x.correct && x.aligned >= T).length / pos.length;
+      lines.push(`| ${c.name} | ${(100 * acc).toFixed(1)}% (${pos.length}) | ${pos.filter((x) => !x.correct && x.aligned >= T).length} | ${neg.filter((x) => x.aligned >= T).length} / ${neg.length} |`);
+    }
+    const cpu = scored.map((s) => s.cpuMs);
+    lines.push('');
+    lines.push('| figure | value |');
+    lines.push('|---|---|');
+    lines.push(`| query CPU per 5 s clip, decode excluded (median / p95) | ${median(cpu).toFixed(1)} ms / ${quantile(cpu, 0.95).toFixed(1)} ms |`);
+    lines.push(`| index size | ${(st.bytes / 2 ** 20).toFixed(1)} MB = ${(st.bytes / 2 ** 20 / hours).toFixed(2)} MB per hour (${(st.postings / ing.audioSeconds).toFixed(0)} hashes/s) |`);
+    lines.push(`| fingerprint extraction, one core (median of 5) | ${median(speeds).toFixed(0)}x real time |`);
+    lines.push(`| end-to-end ingest (decode included, ${os.availableParallelism()} cores) | ${(ing.audioSeconds / ing.elapsedSeconds).toFixed(0)}x real time (${ing.elapsedSeconds.toFixed(1)} s) |`);
+    if (scale > 1) lines.push(...(await scaleUp(engine, catalog, scale, queries.filter((q) => q.condition === 'clean'), median(cpu))));
+    process.stdout.write(`\n${lines.join('\n')}\n`);
+    // Threshold sweep, for tuning.
+    process.stdout.write('\n| minAligned | wrong+FP | ' + CONDITIONS.map((c) => c.name).join(' | ') + ' |\n');
+    for (let t = lowest - 2; t <= lowest + 6; t += 2) {
+      const row = CONDITIONS.map((c) => {
+        const pos = scored.filter((x) => x.q.condition === c.name && x.q.truth);
+        return `${((100 * pos.filter((x) => x.correct && x.aligned >= t).length) / pos.length).toFixed(1)}`;
+      });
+      process.stdout.write(`| ${t} | ${wrongAt(t)} | ${row.join(' | ')} |\n`);
+    }
+    void calibrated;
+  } finally {
+    await engine.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Adds speed-shifted copies of every catalog track as distractors, then times clean queries again. */
+async function scaleUp(engine: Engine, catalog: CorpusTrack[], factor: number, clean: Query[], baseCpu: number): Promise<string[]> {
+  const speeds = [0.85, 0.88, 0.91, 0.94, 1.06, 1.09, 1.12, 1.15, 1.18].slice(0, factor - 1);
+  const bar = new ProgressBar('distractors');
+  let done = 0;
+  for (const t of catalog) {
+    const pcm = await decodeFile(t.file);
+    const items = speeds.map((s) => ({ s, fp: fingerprint(resample(pcm, s), 'index') }));
+    engine.store.transaction(() => {
+      const rows = items.map(({ s }) =>
+        engine.catalog.insert({ title: `${t.name} x${s}`, artist: null, album: null, duration_seconds: t.duration / s, file_name: `distractor-${s}-${t.name}`, sha256: `distractor-${s}-${t.name}`, format: 'pcm', file_size_bytes: 0, raw_path: '' }),
+      );
+      engine.index.add(rows.map((row, i) => ({ track: row.fpId, fp: items[i]!.fp })));
+    });
+    bar.update(++done, catalog.length, `${speeds.length} copies each`);
+  }
+  const cpu: number[] = [];
+  let correct = 0;
+  for (const q of clean) {
+    const pcm = await decodeFile(q.file);
+    const c0 = process.cpuUsage();
+    const m = engine.identify(pcm, 1);
+    const c1 = process.cpuUsage(c0);
+    cpu.push((c1.user + c1.system) / 1000);
+    if (q.truth ? m[0]?.track.file_name === path.basename(q.truth.file) : m.length === 0) correct++;
+  }
+  const st = engine.stats();
+  return [
+    `| at ${factor}x the catalog (${st.tracks} tracks, speed-shifted copies as distractors): clean query CPU median | ${median(cpu).toFixed(1)} ms (${(median(cpu) / baseCpu).toFixed(2)}x the 1x figure); clean queries right ${correct}/${clean.length} |`,
+  ];
+}
+
+function resample(x: Float32Array, speed: number): Float32Array {
+  const n = Math.floor(x.length / speed);
+  const y = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const p = i * speed;
+    const j = Math.floor(p);
+    const f = p - j;
+    y[i] = (x[j] ?? 0) * (1 - f) + (x[j + 1] ?? 0) * f;
+  }
+  return y;
+}
+
+await main();

@@ -1,0 +1,111 @@
+// Node binding: a JS class around fp::Extractor. Float32Array in, Uint32Arrays out; no I/O.
+#include <napi.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "extractor.h"
+
+namespace {
+
+int intField(const Napi::Object& o, const char* name, int fallback) {
+  Napi::Value v = o.Get(name);
+  return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
+}
+
+float floatField(const Napi::Object& o, const char* name, float fallback) {
+  Napi::Value v = o.Get(name);
+  return v.IsNumber() ? v.As<Napi::Number>().FloatValue() : fallback;
+}
+
+fp::Config readConfig(const Napi::Object& o) {
+  fp::Config c;
+  c.fftSize = intField(o, "fftSize", c.fftSize);
+  c.hop = intField(o, "hop", c.hop);
+  c.binLo = intField(o, "binLo", c.binLo);
+  c.binHi = intField(o, "binHi", c.binHi);
+  c.freqRadius = intField(o, "freqRadius", c.freqRadius);
+  c.timeRadius = intField(o, "timeRadius", c.timeRadius);
+  c.meanRadius = intField(o, "meanRadius", c.meanRadius);
+  c.minStrength = floatField(o, "minStrength", c.minStrength);
+  c.floorLog2 = floatField(o, "floorLog2", c.floorLog2);
+  c.rankRadius = intField(o, "rankRadius", c.rankRadius);
+  c.rankKeep = intField(o, "rankKeep", c.rankKeep);
+  c.dtMax = intField(o, "dtMax", c.dtMax);
+  c.dfMax = intField(o, "dfMax", c.dfMax);
+  c.fanout = intField(o, "fanout", c.fanout);
+  return c;
+}
+
+Napi::Object toJs(Napi::Env env, const fp::Output& out) {
+  const size_t n = out.hashes.size();
+  Napi::Uint32Array hashes = Napi::Uint32Array::New(env, n);
+  Napi::Uint32Array times = Napi::Uint32Array::New(env, n);
+  if (n) {
+    std::memcpy(hashes.Data(), out.hashes.data(), n * 4);
+    std::memcpy(times.Data(), out.times.data(), n * 4);
+  }
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("hashes", hashes);
+  r.Set("times", times);
+  return r;
+}
+
+class ExtractorWrap : public Napi::ObjectWrap<ExtractorWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Extractor",
+                       {InstanceMethod("push", &ExtractorWrap::Push),
+                        InstanceMethod("flush", &ExtractorWrap::Flush)});
+  }
+
+  explicit ExtractorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ExtractorWrap>(info) {
+    Napi::Env env = info.Env();
+    fp::Config cfg;
+    if (info.Length() > 0 && info[0].IsObject()) cfg = readConfig(info[0].As<Napi::Object>());
+    try {
+      impl_ = std::make_unique<fp::Extractor>(cfg);
+    } catch (const std::exception& e) {
+      Napi::RangeError::New(env, std::string("fingerprint config: ") + e.what()).ThrowAsJavaScriptException();
+    }
+  }
+
+ private:
+  Napi::Value Push(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsTypedArray() ||
+        info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      Napi::TypeError::New(env, "push expects a Float32Array").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Float32Array pcm = info[0].As<Napi::Float32Array>();
+    fp::Output out;
+    try {
+      impl_->push(pcm.Data(), pcm.ElementLength(), out);
+    } catch (const std::exception& e) {
+      Napi::Error::New(env, e.what()).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return toJs(env, out);
+  }
+
+  Napi::Value Flush(const Napi::CallbackInfo& info) {
+    fp::Output out;
+    impl_->flush(out);
+    return toJs(info.Env(), out);
+  }
+
+  std::unique_ptr<fp::Extractor> impl_;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Extractor", ExtractorWrap::Init(env));
+  exports.Set("dtBits", Napi::Number::New(env, fp::Extractor::kDtBits));
+  exports.Set("dfBits", Napi::Number::New(env, fp::Extractor::kDfBits));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(audio_ident_fp, Init)

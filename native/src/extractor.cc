@@ -1,0 +1,209 @@
+#include "extractor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+namespace fp {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// log2 from the float's exponent and a cubic fit of the mantissa: about 1e-3 absolute error,
+// far below the strength thresholds, and several times cheaper than std::log2.
+inline float fastLog2(float x) {
+  if (!(x > 1e-30f)) return -100.0f;
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  float e = static_cast<float>(static_cast<int>((bits >> 23) & 0xff) - 127);
+  bits = (bits & 0x007fffff) | 0x3f800000;
+  float m;
+  std::memcpy(&m, &bits, 4);  // m in [1, 2)
+  return e + ((0.15824871f * m - 1.05187502f) * m + 3.04788335f) * m - 2.15428158f;
+}
+
+}  // namespace
+
+Extractor::Extractor(const Config& cfg) : cfg_(cfg), fft_(cfg.fftSize) {
+  if (cfg.hop <= 0 || cfg.hop > cfg.fftSize) throw std::invalid_argument("hop must be in 1..fftSize");
+  if (cfg.binLo - cfg.freqRadius < 0 || cfg.binHi + cfg.freqRadius > cfg.fftSize / 2)
+    throw std::invalid_argument("peak band and its neighbourhood must lie inside the spectrum");
+  if (cfg.binHi - cfg.binLo >= 512) throw std::invalid_argument("peak band wider than 512 bins");
+  if (cfg.dtMax < 1 || cfg.dtMax >= (1 << kDtBits)) throw std::invalid_argument("dtMax out of range");
+  if (cfg.dfMax < 0 || 2 * cfg.dfMax >= (1 << kDfBits)) throw std::invalid_argument("dfMax out of range");
+  if (cfg.timeRadius < 1 || cfg.freqRadius < 1 || cfg.meanRadius < 1 || cfg.rankRadius < 0 ||
+      cfg.rankKeep < 1 || cfg.fanout < 1)
+    throw std::invalid_argument("radii, rankKeep and fanout must be positive");
+
+  window_.resize(cfg.fftSize);
+  for (int i = 0; i < cfg.fftSize; i++)  // periodic Hann
+    window_[i] = static_cast<float>(0.5 - 0.5 * std::cos(2.0 * M_PI * i / cfg.fftSize));
+  frameBuf_.resize(cfg.fftSize);
+  prefix_.resize(cfg.fftSize / 2 + 2);
+  width_ = cfg.binHi - cfg.binLo + 1 + 2 * cfg.freqRadius;
+  power_.resize(width_);
+  scratch_.resize(width_);
+  ringLen_ = 2 * cfg.timeRadius + 1;
+  rows_.assign(static_cast<size_t>(ringLen_ * width_), kNegInf);
+  maxRows_.assign(static_cast<size_t>(ringLen_ * width_), kNegInf);
+  // The first frame is centred so that it ends one hop into the signal: a signal delayed by
+  // whole hops then yields exactly the same frames, shifted.
+  pending_.assign(static_cast<size_t>(cfg.fftSize - cfg.hop), 0.0f);
+}
+
+void Extractor::push(const float* samples, size_t n, Output& out) {
+  if (ended_) throw std::logic_error("push after flush");
+  pending_.insert(pending_.end(), samples, samples + n);
+  const size_t N = static_cast<size_t>(cfg_.fftSize), H = static_cast<size_t>(cfg_.hop);
+  while (pending_.size() - pendingStart_ >= N) {
+    processFrame(&pending_[pendingStart_]);
+    pendingStart_ += H;
+  }
+  if (pendingStart_ > 0 && pendingStart_ * 2 >= pending_.size()) {
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(pendingStart_));
+    pendingStart_ = 0;
+  }
+  emitHashes(peaksDone_, false, out);
+}
+
+void Extractor::flush(Output& out) {
+  if (ended_) return;
+  // Silence long enough to frame every remaining sample and to let every pending candidate and
+  // rank decision see its full neighbourhood (silence contributes no candidates).
+  const int tail = cfg_.fftSize + (cfg_.timeRadius + cfg_.rankRadius + 1) * cfg_.hop;
+  std::vector<float> zeros(static_cast<size_t>(tail), 0.0f);
+  push(zeros.data(), zeros.size(), out);
+  ended_ = true;
+  selectPeaks(candidatesDone_);
+  emitHashes(peaksDone_, true, out);
+}
+
+void Extractor::processFrame(const float* frame) {
+  const int N = cfg_.fftSize;
+  for (int i = 0; i < N; i++) frameBuf_[i] = frame[i] * window_[i];
+  const int base = cfg_.binLo - cfg_.freqRadius;
+  fft_.power(frameBuf_.data(), power_.data(), base, base + width_ - 1);
+
+  const int32_t t = frames_++;
+  float* L = row(t);
+  float* M = maxRow(t);
+  for (int i = 0; i < width_; i++) L[i] = fastLog2(power_[i]);
+  // Separable maximum over +-freqRadius: the maximum over +-1 bins, then over offsets at most 3
+  // apart up to freqRadius - 1, which together cover the neighbourhood exactly.
+  const int R = cfg_.freqRadius, last = width_ - 1;
+  float* m3 = scratch_.data();
+  for (int i = 0; i < width_; i++)
+    m3[i] = std::max(L[std::max(0, i - 1)], std::max(L[i], L[std::min(last, i + 1)]));
+  for (int i = 0; i < width_; i++) {
+    float m = m3[i];
+    for (int j = 3;; j += 3) {
+      const int off = std::min(j, R - 1);
+      if (off <= 0) break;
+      m = std::max(m, std::max(m3[std::max(0, i - off)], m3[std::min(last, i + off)]));
+      if (off == R - 1) break;
+    }
+    M[i] = m;
+  }
+  const int32_t c = t - cfg_.timeRadius;
+  if (c >= 0) detectCandidates(c);
+  selectPeaks(candidatesDone_);
+}
+
+void Extractor::detectCandidates(int32_t c) {
+  const int R = cfg_.freqRadius, T = cfg_.timeRadius;
+  const float* L = row(c);
+  const float* M = maxRow(c);
+  // Prefix sums of the centre row (clamped log values) for the local mean.
+  const int n = width_;
+  prefix_[0] = 0.0f;
+  for (int i = 0; i < n; i++) prefix_[i + 1] = prefix_[i] + std::max(L[i], cfg_.floorLog2 - 20.0f);
+  const int first = R, last = n - 1 - R;  // columns of binLo..binHi
+  for (int i = first; i <= last; i++) {
+    const float v = L[i];
+    if (v < M[i] || v < cfg_.floorLog2) continue;
+    // Ties inside the frequency neighbourhood: the lowest bin wins.
+    bool ok = true;
+    for (int j = i - R; j < i && ok; j++) ok = L[j] < v;
+    if (!ok) continue;
+    // Time neighbourhood: strictly above earlier frames, at least equal to later ones.
+    for (int k = 1; k <= T && ok; k++) ok = maxRow(c + k)[i] <= v;
+    for (int k = 1; k <= T && ok && c - k >= 0; k++) ok = maxRow(c - k)[i] < v;
+    if (!ok) continue;
+    const int lo = std::max(0, i - cfg_.meanRadius), hi = std::min(n - 1, i + cfg_.meanRadius);
+    const float mean = (prefix_[hi + 1] - prefix_[lo]) / static_cast<float>(hi - lo + 1);
+    const float s = v - mean;
+    if (s < cfg_.minStrength) continue;
+    candidates_.push_back({c, static_cast<int16_t>(cfg_.binLo + i - R), s});
+  }
+  candidatesDone_ = c + 1;
+}
+
+void Extractor::selectPeaks(int32_t candidatesDone) {
+  // A candidate at frame c is decided once candidates are known up to c + rankRadius (or the
+  // stream has ended). Stronger candidates within +-rankRadius frames outrank it; equal
+  // strengths are ordered by (time, bin) so that exactly one order exists.
+  const int32_t W = cfg_.rankRadius;
+  const int32_t decidable = ended_ ? candidatesDone : candidatesDone - W;
+  if (decidable <= peaksDone_) return;
+  // candidates_ holds every candidate with t >= peaksDone_ - W (older ones are trimmed below).
+  size_t begin = 0;
+  for (size_t idx = 0; idx < candidates_.size(); idx++) {
+    const Candidate& cand = candidates_[idx];
+    if (cand.t < peaksDone_) continue;
+    if (cand.t >= decidable) break;
+    while (candidates_[begin].t < cand.t - W) begin++;
+    int stronger = 0;
+    for (size_t j = begin; j < candidates_.size() && candidates_[j].t <= cand.t + W; j++) {
+      const Candidate& o = candidates_[j];
+      if (j == idx) continue;
+      if (o.strength > cand.strength || (o.strength == cand.strength && j < idx)) {
+        if (++stronger >= cfg_.rankKeep) break;
+      }
+    }
+    if (stronger < cfg_.rankKeep) peaks_.push_back({cand.t, cand.f});
+  }
+  peaksDone_ = decidable;
+  while (!candidates_.empty() && candidates_.front().t < peaksDone_ - W) candidates_.pop_front();
+}
+
+void Extractor::emitHashes(int32_t finalBefore, bool ended, Output& out) {
+  // Pair each anchor with the earliest peaks of its zone. An anchor is emitted once its fanout
+  // is reached with peaks that are all final, or once its whole zone is final.
+  while (!peaks_.empty()) {
+    const Peak a = peaks_.front();
+    const int32_t zoneEnd = a.t + cfg_.dtMax;
+    int found = 0;
+    size_t scanned = 1;
+    const size_t startOut = out.hashes.size();
+    for (; scanned < peaks_.size(); scanned++) {
+      const Peak& b = peaks_[scanned];
+      if (b.t > zoneEnd) break;
+      const int dt = b.t - a.t;
+      const int df = b.f - a.f;
+      if (dt < 1 || df < -cfg_.dfMax || df > cfg_.dfMax) continue;
+      const uint32_t f1 = static_cast<uint32_t>(a.f - cfg_.binLo);
+      const uint32_t h = (f1 << (kDfBits + kDtBits)) |
+                         (static_cast<uint32_t>(df + (1 << (kDfBits - 1))) << kDtBits) |
+                         static_cast<uint32_t>(dt);
+      out.hashes.push_back(h);
+      out.times.push_back(static_cast<uint32_t>(a.t));
+      if (++found == cfg_.fanout) break;
+    }
+    // Peaks in frames < finalBefore are all known; the scan above is complete when it stopped
+    // on the fanout, on a peak past the zone, or when the zone lies wholly in the final part.
+    const bool complete = ended || found == cfg_.fanout ||
+                          (scanned < peaks_.size() && peaks_[scanned].t > zoneEnd) ||
+                          zoneEnd < finalBefore;
+    if (!complete) {
+      out.hashes.resize(startOut);
+      out.times.resize(startOut);
+      return;
+    }
+    peaks_.pop_front();
+  }
+}
+
+}  // namespace fp

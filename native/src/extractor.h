@@ -1,0 +1,80 @@
+// Streaming landmark extractor: 16 kHz mono float PCM in, (hash, frame) pairs out.
+//
+// Stages, each fed by the one before as soon as its lookahead is satisfied:
+//   framing + STFT -> log spectrum rows -> 2-D local maxima ("candidates")
+//   -> density control by rank in a sliding time window ("peaks") -> peak pairs ("hashes").
+// Every decision depends only on a fixed number of frames around it, so the output does not
+// depend on how the input is split into blocks, and a whole-hop delay only shifts the times.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "fft.h"
+
+namespace fp {
+
+struct Config {
+  int fftSize = 512;      // 32 ms at 16 kHz, 31.25 Hz per bin
+  int hop = 256;          // 16 ms per frame
+  int binLo = 5;          // lowest bin a peak may sit in (156 Hz)
+  int binHi = 172;        // highest bin a peak may sit in (5.4 kHz; needs binHi - binLo < 512)
+  int freqRadius = 3;     // a peak is the maximum of +-freqRadius bins ...
+  int timeRadius = 3;     // ... and +-timeRadius frames
+  int meanRadius = 8;     // strength = level above the mean of +-meanRadius bins in its frame
+  float minStrength = 1.0f;  // log2 power units above that mean
+  float floorLog2 = -10.0f;  // absolute floor (log2 power, full-scale sine ~ +16): no peaks in near-silence
+  int rankRadius = 8;     // density: a peak survives if fewer than rankKeep stronger ones ...
+  int rankKeep = 10;      // ... lie within +-rankRadius frames
+  int dtMax = 48;         // pair zone: 1..dtMax frames ahead ...
+  int dfMax = 32;         // ... and within +-dfMax bins
+  int fanout = 5;         // pairs per anchor: the earliest targets in its zone
+};
+
+struct Output {
+  std::vector<uint32_t> hashes;
+  std::vector<uint32_t> times;  // frame index of the anchor peak
+};
+
+class Extractor {
+ public:
+  explicit Extractor(const Config& cfg);
+  void push(const float* samples, size_t n, Output& out);
+  // Ends the stream: pads with silence so every sample is framed and every pending decision is
+  // taken, then emits the remaining hashes. The extractor may not be pushed to afterwards.
+  void flush(Output& out);
+  const Config& config() const { return cfg_; }
+
+  static constexpr int kDtBits = 6;
+  static constexpr int kDfBits = 7;
+
+ private:
+  struct Candidate { int32_t t; int16_t f; float strength; };
+  struct Peak { int32_t t; int16_t f; };
+
+  void processFrame(const float* frame);
+  void detectCandidates(int32_t c);
+  void selectPeaks(int32_t upTo);
+  void emitHashes(int32_t finalBefore, bool ended, Output& out);
+  float* row(int32_t t) { return &rows_[static_cast<size_t>((t % ringLen_) * width_)]; }
+  float* maxRow(int32_t t) { return &maxRows_[static_cast<size_t>((t % ringLen_) * width_)]; }
+
+  Config cfg_;
+  RealFft fft_;
+  std::vector<float> window_, frameBuf_, power_, prefix_, scratch_;
+  std::vector<float> pending_;  // samples not yet framed
+  size_t pendingStart_ = 0;
+  int width_;                   // bins stored per row: binLo - freqRadius .. binHi + freqRadius
+  int ringLen_;
+  std::vector<float> rows_, maxRows_;  // log2 power and its +-freqRadius maximum, per frame
+  int32_t frames_ = 0;                 // frames computed so far
+  int32_t candidatesDone_ = 0;         // candidates known for all frames below this
+  int32_t peaksDone_ = 0;              // peak selection final for all frames below this
+  std::deque<Candidate> candidates_;
+  std::deque<Peak> peaks_;
+  bool ended_ = false;
+};
+
+}  // namespace fp

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what audio-ident needs on a fresh Debian/Ubuntu machine: ffmpeg (decoding), sox (the
+# shared degrade.sh used by tests and benches), the npm packages, the native addon (built from
+# source by node-gyp during npm install) and the TypeScript build. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v sox >/dev/null || need+=(sox libsox-fmt-all)
+command -v g++ >/dev/null || need+=(g++ make python3)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing ${need[*]} with apt-get"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -f native/build/Release/audio_ident_fp.node ] || [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+  npm ci --no-audit --no-fund
+fi
+npm run build --silent

@@ -1,0 +1,145 @@
+#!/usr/bin/env node
+// audio-ident command line: ingest, identify, tracks.
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import { z } from 'zod';
+import { loadConfig } from '../config.js';
+import { AppError, isAppError } from '../errors.js';
+import { setLogLevel } from '../log.js';
+import { decodeFile } from '../pipeline/decode.js';
+import { Engine, MAX_QUERY_SECONDS, type TrackMatch } from '../pipeline/engine.js';
+import { ingestFiles, listAudioFiles } from '../pipeline/ingest.js';
+import { ProgressBar } from './progress.js';
+
+const USAGE = `usage:
+  audio-ident ingest   [--data-dir DIR] PATH...          add audio files and folders (recursive)
+  audio-ident identify [--data-dir DIR] [--json] FILE... name the catalog track each clip comes from
+  audio-ident tracks list [--data-dir DIR] [--json]
+  audio-ident tracks rm   [--data-dir DIR] ID
+
+--data-dir defaults to $AUDIO_IDENT_DATA_DIR, else ./data`;
+
+const Args = z.object({
+  command: z.enum(['ingest', 'identify', 'tracks', 'help']),
+  positionals: z.array(z.string()),
+  dataDir: z.string().min(1).optional(),
+  json: z.boolean(),
+});
+
+function parse(argv: string[]): z.infer<typeof Args> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      'data-dir': { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [command = 'help', ...rest] = values.help ? ['help'] : positionals;
+  const r = Args.safeParse({ command, positionals: rest, dataDir: values['data-dir'], json: values.json });
+  if (!r.success) throw new AppError('INVALID_ARGUMENT', `unknown command '${command}'\n${USAGE}`);
+  return r.data;
+}
+
+const fmtTime = (s: number) => `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, '0')}`;
+
+function matchJson(m: TrackMatch) {
+  const t = m.track;
+  return {
+    track: { id: t.id, title: t.title, artist: t.artist, album: t.album, duration_seconds: t.duration_seconds, file_name: t.file_name },
+    confidence: Math.round(m.confidence * 1000) / 1000,
+    offset_seconds: Math.round(m.offsetSeconds * 100) / 100,
+    aligned_hashes: m.alignedHashes,
+  };
+}
+
+async function main(argv: string[]): Promise<number> {
+  const args = parse(argv);
+  if (args.command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const config = loadConfig(process.env, args.dataDir ? { dataDir: args.dataDir } : {});
+  setLogLevel(config.logLevel);
+  const engine = await Engine.open(config);
+  try {
+    switch (args.command) {
+      case 'ingest': {
+        if (args.positionals.length === 0) throw new AppError('INVALID_ARGUMENT', `ingest needs at least one PATH\n${USAGE}`);
+        const files = await listAudioFiles(args.positionals);
+        const bar = new ProgressBar('ingest');
+        const summary = await ingestFiles(engine, files, (p) =>
+          bar.update(p.done, p.total, `${(p.audioSeconds / 3600).toFixed(2)} h audio${p.failed ? `, ${p.failed} failed` : ''}`),
+        );
+        for (const o of summary.outcomes) if (o.status === 'failed') process.stderr.write(`failed: ${o.file}: [${o.code}] ${o.message}\n`);
+        const st = engine.stats();
+        process.stdout.write(
+          `ingested ${summary.created} new track(s), skipped ${summary.skipped} already ingested, ${summary.failed} failed\n` +
+            `${(summary.audioSeconds / 3600).toFixed(2)} h of new audio in ${summary.elapsedSeconds.toFixed(1)} s ` +
+            `(${(summary.audioSeconds / Math.max(summary.elapsedSeconds, 1e-9)).toFixed(0)}x real time)\n` +
+            `catalog: ${st.tracks} track(s), index ${(st.bytes / 2 ** 20).toFixed(1)} MB (${st.postings} postings)\n`,
+        );
+        return summary.failed > 0 ? 1 : 0;
+      }
+      case 'identify': {
+        if (args.positionals.length === 0) throw new AppError('INVALID_ARGUMENT', `identify needs at least one FILE\n${USAGE}`);
+        let status = 0;
+        for (const file of args.positionals) {
+          try {
+            const pcm = await decodeFile(file, { ffmpegPath: config.ffmpegPath, maxSeconds: MAX_QUERY_SECONDS });
+            const matches = engine.identify(pcm);
+            if (args.json) {
+              process.stdout.write(`${JSON.stringify({ file, matches: matches.map(matchJson) })}\n`);
+            } else if (matches.length === 0) {
+              process.stdout.write(`${file}: no match\n`);
+            } else {
+              for (const m of matches) {
+                const t = m.track;
+                process.stdout.write(
+                  `${file}: ${t.title}${t.artist ? ` - ${t.artist}` : ''}${t.album ? ` (${t.album})` : ''} ` +
+                    `at ${fmtTime(m.offsetSeconds)}, confidence ${m.confidence.toFixed(2)}, ${m.alignedHashes} aligned hashes [${t.id}]\n`,
+                );
+              }
+            }
+          } catch (e) {
+            if (!isAppError(e)) throw e;
+            status = 1;
+            if (args.json) process.stdout.write(`${JSON.stringify({ file, error: { code: e.code, message: e.message } })}\n`);
+            else process.stderr.write(`${file}: [${e.code}] ${e.message}\n`);
+          }
+        }
+        return status;
+      }
+      case 'tracks': {
+        const [sub, id] = args.positionals;
+        if (sub === 'list') {
+          const tracks = engine.catalog.list();
+          if (args.json) process.stdout.write(`${JSON.stringify({ tracks })}\n`);
+          else for (const t of tracks) process.stdout.write(`${t.id}  ${fmtTime(t.duration_seconds).padStart(7)}  ${t.title}${t.artist ? ` - ${t.artist}` : ''}  (${t.file_name})\n`);
+          return 0;
+        }
+        if (sub === 'rm' && id) {
+          const t = await engine.removeTrack(id);
+          process.stdout.write(`removed ${t.id} (${path.basename(t.file_name)})\n`);
+          return 0;
+        }
+        throw new AppError('INVALID_ARGUMENT', `tracks needs 'list' or 'rm ID'\n${USAGE}`);
+      }
+    }
+  } finally {
+    await engine.close();
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (isAppError(e)) process.stderr.write(`error: [${e.code}] ${e.message}\n`);
+    else process.stderr.write(`error: ${(e as Error).stack ?? String(e)}\n`);
+    process.exitCode = 2;
+  },
+);

@@ -1,0 +1,129 @@
+// Matching: each posting found for a query hash votes for (track, offset), where offset is the
+// catalog frame minus the query frame. A true match piles votes on one offset; chance postings
+// scatter. Votes accumulate, so a live session adds new hashes' postings as they arrive.
+import { FRAME_SECONDS } from './fingerprint.js';
+import type { QueryPostings } from './fingerprint-index.js';
+
+export interface MatcherConfig {
+  /** Offsets within this many frames of each other count as one alignment. */
+  toleranceFrames: number;
+  /**
+   * Fewest distinct hashes among the aligned votes for a match; calibrated on non-catalog clips
+   * (bench/accuracy). Distinct, because two unrelated pieces with the same tempo and similar
+   * drums repeat one hash on every beat and pile its votes on periodic offsets.
+   */
+  minAligned: number;
+  /** Fewest distinct query frames among them: a burst at one instant is not a match. */
+  minAnchors: number;
+}
+
+// minAligned: non-catalog 5 s clips reached at most 41 distinct aligned hashes against the full
+// shared corpus (142 tracks, clean / white 10 dB / white 0 dB), so 42 gives zero false positives there.
+export const DEFAULT_MATCHER: MatcherConfig = { toleranceFrames: 1, minAligned: 42, minAnchors: 5 };
+
+export interface Match {
+  fpId: number;
+  /** Where in the track the query starts, in frames (median of the aligned offsets). */
+  offsetFrames: number;
+  offsetSeconds: number;
+  alignedHashes: number;
+  /** 0.5 at the acceptance threshold, towards 1 as aligned evidence grows. */
+  confidence: number;
+}
+
+const OFFSET_BIAS = 2 ** 30;
+/** Tracks re-scored by distinct hashes after the raw-vote shortlist. */
+const CANDIDATES = 10;
+const voteKey = (track: number, offset: number) => track * 2 ** 31 + (offset + OFFSET_BIAS);
+
+export class VoteTable {
+  private readonly votes = new Map<number, number>();
+  private track = new Uint32Array(0);
+  private offset = new Int32Array(0);
+  private queryTime = new Uint32Array(0);
+  private hash = new Uint32Array(0);
+  private n = 0;
+
+  constructor(private readonly cfg: MatcherConfig = DEFAULT_MATCHER) {}
+
+  add(p: QueryPostings): void {
+    this.reserve(this.n + p.length);
+    this.track.set(p.track.subarray(0, p.length), this.n);
+    this.offset.set(p.offset.subarray(0, p.length), this.n);
+    this.queryTime.set(p.queryTime.subarray(0, p.length), this.n);
+    this.hash.set(p.hash.subarray(0, p.length), this.n);
+    this.n += p.length;
+    for (let i = 0; i < p.length; i++) {
+      const k = voteKey(p.track[i]!, p.offset[i]!);
+      this.votes.set(k, (this.votes.get(k) ?? 0) + 1);
+    }
+  }
+
+  /** The accepted matches, best first. */
+  best(max: number): Match[] {
+    const { toleranceFrames: tol, minAligned, minAnchors } = this.cfg;
+    // A window of 2*tol+1 offsets holding minAligned votes has one offset with at least
+    // minAligned / (2*tol+1) of them: only windows around such offsets need a look.
+    const seedMin = Math.ceil(minAligned / (2 * tol + 1));
+    const perTrack = new Map<number, { offset: number; votes: number }>();
+    for (const [k, c] of this.votes) {
+      if (c < seedMin) continue;
+      const track = Math.floor(k / 2 ** 31);
+      const off = (k % 2 ** 31) - OFFSET_BIAS;
+      for (let centre = off - tol; centre <= off + tol; centre++) {
+        let sum = 0;
+        for (let d = centre - tol; d <= centre + tol; d++) sum += this.votes.get(voteKey(track, d)) ?? 0;
+        const cur = perTrack.get(track);
+        if (sum >= minAligned && (!cur || sum > cur.votes)) perTrack.set(track, { offset: centre, votes: sum });
+      }
+    }
+    // Raw votes only shortlist: the distinct-hash count below decides.
+    const shortlist = new Map(
+      [...perTrack.entries()].sort((a, b) => b[1].votes - a[1].votes).slice(0, Math.max(max * 2, CANDIDATES)),
+    );
+    const aligned = new Map<number, { anchors: Set<number>; hashes: Set<number>; offsets: number[] }>();
+    for (const [track] of shortlist) aligned.set(track, { anchors: new Set(), hashes: new Set(), offsets: [] });
+    for (let i = 0; i < this.n; i++) {
+      const c = shortlist.get(this.track[i]!);
+      if (!c) continue;
+      const o = this.offset[i]!;
+      if (o < c.offset - tol || o > c.offset + tol) continue;
+      const a = aligned.get(this.track[i]!)!;
+      a.anchors.add(this.queryTime[i]!);
+      a.hashes.add(this.hash[i]!);
+      a.offsets.push(o);
+    }
+    const out: Match[] = [];
+    for (const [track, { anchors, hashes, offsets }] of aligned) {
+      if (hashes.size < minAligned || anchors.size < minAnchors) continue;
+      offsets.sort((a, b) => a - b);
+      const median = offsets[offsets.length >> 1]!;
+      out.push({
+        fpId: track,
+        offsetFrames: median,
+        offsetSeconds: Math.max(0, median * FRAME_SECONDS),
+        alignedHashes: hashes.size,
+        confidence: 1 - 0.5 ** (hashes.size / minAligned),
+      });
+    }
+    out.sort((a, b) => b.alignedHashes - a.alignedHashes);
+    return out.slice(0, max);
+  }
+
+  private reserve(n: number): void {
+    if (n <= this.track.length) return;
+    const cap = Math.max(n, this.track.length * 2, 1024);
+    const t = new Uint32Array(cap);
+    t.set(this.track.subarray(0, this.n));
+    const o = new Int32Array(cap);
+    o.set(this.offset.subarray(0, this.n));
+    const q = new Uint32Array(cap);
+    q.set(this.queryTime.subarray(0, this.n));
+    this.track = t;
+    this.offset = o;
+    this.queryTime = q;
+    const h = new Uint32Array(cap);
+    h.set(this.hash.subarray(0, this.n));
+    this.hash = h;
+  }
+}

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { test } from 'node:test';
+import { z } from 'zod';
+import { CACHE_DIR, CONDITIONS, makeClip } from './corpus.js';
+import { smallCorpusSplit, tempDataDir } from './fixtures.js';
+
+const run = promisify(execFile);
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+const cli = (...args: string[]) => run(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24 }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+
+const IdentifyLine = z.object({
+  file: z.string(),
+  matches: z.array(
+    z.object({
+      track: z.object({ id: z.string().uuid(), title: z.string(), artist: z.string().nullable(), album: z.string().nullable(), duration_seconds: z.number(), file_name: z.string() }),
+      confidence: z.number().min(0).max(1),
+      offset_seconds: z.number(),
+      aligned_hashes: z.number().int(),
+    }),
+  ),
+});
+
+test('ingest, identify --json, tracks list and rm through the command line', async () => {
+  const { catalog, outside } = await smallCorpusSplit();
+  const { dataDir } = await tempDataDir();
+  const folder = path.dirname(catalog[0]!.file);
+  const some = catalog.slice(0, 3).map((t) => t.file);
+  const ing = (await cli('ingest', '--data-dir', dataDir, ...some)) as { stdout: string };
+  assert.match(ing.stdout, /ingested 3 new track\(s\), skipped 0/);
+  assert.match(ing.stdout, /x real time/);
+  const again = (await cli('ingest', '--data-dir', dataDir, ...some)) as { stdout: string };
+  assert.match(again.stdout, /ingested 0 new track\(s\), skipped 3/);
+
+  const clean = CONDITIONS[0]!;
+  const pos = await makeClip(catalog[1]!.file, path.join(CACHE_DIR, 'test-clips', `cli-pos.wav`), 12, 6, clean);
+  const neg = await makeClip(outside[0]!.file, path.join(CACHE_DIR, 'test-clips', `cli-neg.wav`), 12, 6, clean);
+  const out = (await cli('identify', '--data-dir', dataDir, '--json', pos, neg)) as { stdout: string };
+  const [a, b] = out.stdout.trim().split('\n').map((l) => IdentifyLine.parse(JSON.parse(l)));
+  assert.equal(a!.matches[0]!.track.file_name, catalog[1]!.name);
+  assert.ok(Math.abs(a!.matches[0]!.offset_seconds - 12) <= 0.5);
+  assert.deepEqual(b!.matches, []);
+
+  const list = (await cli('tracks', 'list', '--data-dir', dataDir, '--json')) as { stdout: string };
+  const tracks = JSON.parse(list.stdout).tracks as { id: string; file_name: string }[];
+  assert.equal(tracks.length, 3);
+  const victim = tracks.find((t) => t.file_name === catalog[1]!.name)!;
+  await cli('tracks', 'rm', '--data-dir', dataDir, victim.id);
+  const after = (await cli('identify', '--data-dir', dataDir, '--json', pos)) as { stdout: string };
+  assert.deepEqual(IdentifyLine.parse(JSON.parse(after.stdout)).matches, []);
+
+  const missing = (await cli('tracks', 'rm', '--data-dir', dataDir, victim.id)) as { code: number; stderr: string };
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /TRACK_NOT_FOUND/);
+  const bad = (await cli('identify', '--data-dir', dataDir, path.join(folder, 'nope.ogg'))) as { code: number; stderr: string };
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /FILE_NOT_FOUND.*nope\.ogg/);
+});

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
+import { concatHashes, fingerprint, FingerprintStream, PROFILES } from '../src/pipeline/fingerprint.js';
+import { fetchCorpus, rng } from './corpus.js';
+
+const track = async () => {
+  const [t] = (await fetchCorpus('small')).sort((a, b) => a.name.localeCompare(b.name));
+  return (await decodeFile(t!.file)).subarray(0, 40 * SAMPLE_RATE);
+};
+
+test('real music gives a dense set of hashes', async () => {
+  const pcm = await track();
+  const fp = fingerprint(pcm, 'index');
+  const perSecond = fp.hashes.length / (pcm.length / SAMPLE_RATE);
+  assert.ok(perSecond > 50 && perSecond < 400, `hashes per second: ${perSecond}`);
+  for (let i = 1; i < fp.times.length; i++) assert.ok(fp.times[i]! >= fp.times[i - 1]!, 'anchor times ascend');
+});
+
+test('a stream pushed in pieces of any size gives exactly the hashes of the whole signal', async () => {
+  const pcm = await track();
+  const whole = fingerprint(pcm, 'index');
+  for (const seed of [1, 2, 3]) {
+    const r = rng(seed);
+    const s = new FingerprintStream('index');
+    const parts = [];
+    for (let at = 0; at < pcm.length; ) {
+      const n = seed === 3 ? 1 + Math.floor(r() * 7) : 1 + Math.floor(r() * 20000);
+      parts.push(s.push(pcm.subarray(at, at + n)));
+      at += n;
+    }
+    parts.push(s.end());
+    const streamed = concatHashes(parts);
+    assert.deepEqual(streamed.hashes, whole.hashes);
+    assert.deepEqual(streamed.times, whole.times);
+  }
+});
+
+test('a signal delayed by whole hops gives the same hashes, shifted by that many frames', async () => {
+  const pcm = await track();
+  const whole = fingerprint(pcm, 'query');
+  for (const hops of [1, 5, 63]) {
+    const delayed = new Float32Array(pcm.length + hops * PROFILES.query.hop);
+    delayed.set(pcm, hops * PROFILES.query.hop);
+    const d = fingerprint(delayed, 'query');
+    assert.deepEqual(d.hashes, whole.hashes);
+    assert.deepEqual(Array.from(d.times), Array.from(whole.times, (t) => t + hops));
+  }
+});
+
+test('silence gives no hashes', () => {
+  assert.equal(fingerprint(new Float32Array(10 * SAMPLE_RATE), 'query').hashes.length, 0);
+});
+
+test('a bad configuration is refused', () => {
+  assert.throws(() => new FingerprintStream({ ...PROFILES.index, fftSize: 500 }), /fingerprint config/);
+  assert.throws(() => new FingerprintStream({ ...PROFILES.index, dtMax: 500 }), /fingerprint config/);
+  assert.throws(() => new FingerprintStream('index').push(new Float64Array(4) as unknown as Float32Array), /Float32Array/);
+});
