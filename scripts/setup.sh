@@ -18,6 +18,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ ! -f native/build/Release/audio_ident_fp.node ] || [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-  npm ci --no-audit --no-fund
+  npm install --no-audit --no-fund
 fi
 npm run build --silent
