@@ -116,11 +116,9 @@ async function main() {
     };
     const scored = await scoreAll('identify');
 
-    // Threshold calibration: the smallest minAligned with no false positive on any negative,
-    // nor any wrong answer on a positive, over all conditions.
+    // Threshold sweep: the smallest minAligned with no false positive on any negative, nor any
+    // answer not counted right on a positive, over all conditions.
     const wrongAt = (T: number) => scored.filter((s) => s.aligned >= T && !s.correct).length;
-    let calibrated = DEFAULT_MATCHER.minAligned;
-    while (wrongAt(calibrated) > 0) calibrated++;
     let lowest = 5;
     while (wrongAt(lowest) > 0) lowest++;
 
@@ -156,7 +154,6 @@ async function main() {
       });
       process.stdout.write(`| ${t} | ${wrongAt(t)} | ${row.join(' | ')} |\n`);
     }
-    void calibrated;
   } finally {
     await engine.close();
     await rm(dataDir, { recursive: true, force: true });

@@ -53,10 +53,6 @@ export class FingerprintIndex {
     }
   }
 
-  has(track: number): boolean {
-    return this.trackKeys.doesExist(track);
-  }
-
   /**
    * Adds the postings of several tracks. Call inside DataStore.transaction together with the
    * catalog writes that make the tracks visible.
