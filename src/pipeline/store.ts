@@ -5,16 +5,13 @@ import path from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 
 export class DataStore {
-  private constructor(
-    readonly dir: string,
-    readonly env: RootDatabase,
-  ) {}
+  private constructor(readonly env: RootDatabase) {}
 
   static open(dataDir: string): DataStore {
     const dir = path.join(dataDir, 'index');
     mkdirSync(dir, { recursive: true });
     const env = open({ path: dir, maxDbs: 16, compression: false, cache: false });
-    return new DataStore(dir, env);
+    return new DataStore(env);
   }
 
   /** Runs fn in one write transaction: all of its writes land, or none. */
