@@ -35,6 +35,7 @@ interface Scored {
   q: Query;
   aligned: number; // of the best candidate (0 when none)
   correct: boolean; // best candidate is the right track at the right offset
+  repeat: boolean; // ... counted right because the track repeats the excerpt's audio at the offset given
   rightTrack: boolean; // best candidate is the right track (a looped passage may recur at another offset)
   cpuMs: number;
 }
@@ -110,8 +111,9 @@ async function main() {
         const top = matches[0];
         const truthFile = q.truth ? byName.get(q.truth.file) : undefined;
         const rightTrack = !!top && !!truthFile && top.track.file_name === path.basename(truthFile.file);
-        const correct = rightTrack && Math.abs(top.offsetSeconds - q.start) <= OFFSET_TOLERANCE;
-        out[i] = { q, aligned: top?.alignedHashes ?? 0, correct, rightTrack, cpuMs: (c1.user + c1.system) / 1000 };
+        const near = rightTrack && Math.abs(top.offsetSeconds - q.start) <= OFFSET_TOLERANCE;
+        const repeat = rightTrack && !near && (await sameAudio(truthFile!.file, q.start, top.offsetSeconds));
+        out[i] = { q, aligned: top?.alignedHashes ?? 0, correct: near || repeat, repeat, rightTrack, cpuMs: (c1.user + c1.system) / 1000 };
         pb.update(++done, queries.length, '');
       });
       return out;
@@ -129,14 +131,14 @@ async function main() {
     const lines: string[] = [];
     lines.push(`Catalog: ${catalog.length} tracks, ${hours.toFixed(2)} h; ${KEPT_OUT} tracks kept out; ${CLIP_SECONDS} s clips; threshold minAligned=${T} (lowest with zero false positives here: ${lowest}).`);
     lines.push('');
-    lines.push('| condition | top-1 accuracy | wrong answers (positives) | false positives (negatives) |');
-    lines.push('|---|---|---|---|');
+    lines.push('| condition | top-1 accuracy | of which at a repeat | wrong answers (positives) | false positives (negatives) |');
+    lines.push('|---|---|---|---|---|');
     for (const c of CONDITIONS) {
       const s = scored.filter((x) => x.q.condition === c.name);
       const pos = s.filter((x) => x.q.truth);
       const neg = s.filter((x) => !x.q.truth);
       const acc = pos.filter((x) => x.correct && x.aligned >= T).length / pos.length;
-      lines.push(`| ${c.name} | ${(100 * acc).toFixed(1)}% (${pos.length}) | ${pos.filter((x) => !x.correct && x.aligned >= T).length} | ${neg.filter((x) => x.aligned >= T).length} / ${neg.length} |`);
+      lines.push(`| ${c.name} | ${(100 * acc).toFixed(1)}% (${pos.length}) | ${pos.filter((x) => x.repeat && x.aligned >= T).length} | ${pos.filter((x) => !x.correct && x.aligned >= T).length} | ${neg.filter((x) => x.aligned >= T).length} / ${neg.length} |`);
     }
     const cpu = scored.map((s) => s.cpuMs);
     lines.push('');
@@ -193,6 +195,35 @@ async function scaleUp(engine: Engine, catalog: CorpusTrack[], factor: number, c
   return [
     `| at ${factor}x the catalog (${st.tracks} tracks, speed-shifted copies as distractors): clean query CPU median | ${median(cpu).toFixed(1)} ms (${(median(cpu) / baseCpu).toFixed(2)}x the 1x figure); clean queries right ${correct}/${clean.length} |`,
   ];
+}
+
+// Looped game music repeats passages sample for sample: a clip of one repeat matches every other
+// equally, so an answer at another offset is right when the track's audio there is the excerpt's
+// (normalised correlation of the 5 s waveforms at least 0.9, searched over +-0.1 s).
+const sourcePcm = new Map<string, Promise<Float32Array>>();
+async function sameAudio(file: string, start: number, answer: number): Promise<boolean> {
+  if (!sourcePcm.has(file)) sourcePcm.set(file, decodeFile(file));
+  const pcm = await sourcePcm.get(file)!;
+  const a0 = Math.round(start * SAMPLE_RATE);
+  const n = CLIP_SECONDS * SAMPLE_RATE;
+  const reach = Math.round(0.1 * SAMPLE_RATE);
+  let best = -1;
+  for (let lag = -reach; lag <= reach; lag++) {
+    const b0 = Math.round(answer * SAMPLE_RATE) + lag;
+    if (b0 < 0 || b0 + n > pcm.length || a0 + n > pcm.length) continue;
+    let ab = 0;
+    let aa = 0;
+    let bb = 0;
+    for (let k = 0; k < n; k += 4) {
+      const x = pcm[a0 + k]!;
+      const y = pcm[b0 + k]!;
+      ab += x * y;
+      aa += x * x;
+      bb += y * y;
+    }
+    best = Math.max(best, ab / Math.sqrt(aa * bb + 1e-12));
+  }
+  return best >= 0.9;
 }
 
 function resample(x: Float32Array, speed: number): Float32Array {

@@ -17,7 +17,10 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-if [ ! -f native/build/Release/audio_ident_fp.node ] || [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+addon=native/build/Release/audio_ident_fp.node
+if [ ! -f "$addon" ] || [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   npm install --no-audit --no-fund
+elif [ -n "$(find native/src native/binding.gyp -newer "$addon" -print -quit)" ]; then
+  npm run install --silent  # the addon's sources changed since it was built
 fi
 npm run build --silent

@@ -47,8 +47,8 @@ test('clean and Opus-coded excerpts identify the right track and offset', async 
 });
 
 test('noisy excerpts mostly identify, and never as the wrong track', async () => {
-  // The engine's measured top-1 accuracy at 10 dB SNR is about 80% (see README); this floor
-  // catches regressions without pretending to more.
+  // The bench measures about 97% top-1 at 10 dB white noise and 82% in 5 dB babble (see README);
+  // this floor catches regressions without pretending to more on 12 clips.
   let right = 0;
   let total = 0;
   for (const [i, t] of catalog.slice(0, 6).entries()) {
@@ -62,7 +62,7 @@ test('noisy excerpts mostly identify, and never as the wrong track', async () =>
     }
   }
   console.log(`noisy excerpts identified: ${right}/${total}`);
-  assert.ok(right >= Math.ceil(total * 0.6), `${right}/${total} noisy excerpts identified`);
+  assert.ok(right >= Math.ceil(total * 0.65), `${right}/${total} noisy excerpts identified`);
 });
 
 test('music that is not in the catalog gives no match', async () => {

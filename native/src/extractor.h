@@ -17,19 +17,19 @@
 namespace fp {
 
 struct Config {
-  int fftSize = 512;      // 32 ms at 16 kHz, 31.25 Hz per bin
-  int hop = 256;          // 16 ms per frame
-  int binLo = 5;          // lowest bin a peak may sit in (156 Hz)
-  int binHi = 172;        // highest bin a peak may sit in (5.4 kHz; needs binHi - binLo < 512)
-  int freqRadius = 3;     // a peak is the maximum of +-freqRadius bins ...
-  int timeRadius = 3;     // ... and +-timeRadius frames
-  int meanRadius = 8;     // strength = level above the mean of +-meanRadius bins in its frame
+  int fftSize = 2048;     // 128 ms at 16 kHz, 7.8 Hz per bin
+  int hop = 512;          // 32 ms per frame
+  int binLo = 20;         // lowest bin a peak may sit in (156 Hz)
+  int binHi = 520;        // highest bin a peak may sit in (4.1 kHz; needs binHi - binLo < 512)
+  int freqRadius = 12;    // a peak is the maximum of +-freqRadius bins ...
+  int timeRadius = 2;     // ... and +-timeRadius frames
+  int meanRadius = 32;    // strength = level above the mean of +-meanRadius bins in its frame
   float minStrength = 1.0f;  // log2 power units above that mean
-  float floorLog2 = -10.0f;  // absolute floor (log2 power, full-scale sine ~ +16): no peaks in near-silence
-  int rankRadius = 8;     // density: a peak survives if fewer than rankKeep stronger ones ...
+  float floorLog2 = -10.0f;  // absolute floor (log2 power, full-scale sine ~ +18): no peaks in near-silence
+  int rankRadius = 4;     // density: a peak survives if fewer than rankKeep stronger ones ...
   int rankKeep = 10;      // ... lie within +-rankRadius frames
-  int dtMax = 48;         // pair zone: 1..dtMax frames ahead ...
-  int dfMax = 32;         // ... and within +-dfMax bins
+  int dtMax = 24;         // pair zone: 1..dtMax frames ahead ...
+  int dfMax = 63;         // ... and within +-dfMax bins
   int fanout = 5;         // pairs per anchor: the earliest targets in its zone
 };
 
