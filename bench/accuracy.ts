@@ -2,6 +2,7 @@
 // Indexes the full shared corpus minus 30 tracks kept out as non-catalog material, then
 // identifies 5 s excerpts under the degradations of test/corpus.ts: 2 per indexed track, and
 // 200 from the kept-out tracks as negatives. Prints Markdown tables.
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { rm, mkdtemp } from 'node:fs/promises';
@@ -106,7 +107,7 @@ async function main() {
       await pool(queries, 2, async (q, i) => {
         const pcm = await decodeFile(q.file);
         const c0 = process.cpuUsage();
-        const matches = engine.identify(pcm, 1);
+        const matches = await engine.identify(pcm, 1);
         const c1 = process.cpuUsage(c0);
         const top = matches[0];
         const truthFile = q.truth ? byName.get(q.truth.file) : undefined;
@@ -173,12 +174,13 @@ async function scaleUp(engine: Engine, catalog: CorpusTrack[], factor: number, c
   for (const t of catalog) {
     const pcm = await decodeFile(t.file);
     const items = speeds.map((s) => ({ s, fp: fingerprint(resample(pcm, s), 'index') }));
-    engine.store.transaction(() => {
-      const rows = items.map(({ s }) =>
-        engine.catalog.insert({ title: `${t.name} x${s}`, artist: null, album: null, duration_seconds: t.duration / s, file_name: `distractor-${s}-${t.name}`, sha256: `distractor-${s}-${t.name}`, format: 'pcm', file_size_bytes: 0, raw_path: '' }),
-      );
-      engine.index.add(rows.map((row, i) => ({ track: row.fpId, fp: items[i]!.fp })));
-    });
+    // Distractor rows carry no original file: they exist to load the index, not to be rebuilt.
+    const rows = await engine.catalog.insertPending(
+      items.map(({ s }) => ({ id: randomUUID(), title: `${t.name} x${s}`, artist: null, album: null, duration_seconds: t.duration / s, sample_rate: null, channels: null, bitrate: null, format: 'pcm', file_name: `distractor-${s}-${t.name}`, sha256: `distractor-${s}-${t.name}`, file_size_bytes: 0, raw_path: '' })),
+      'bench',
+    );
+    engine.store.transaction(() => engine.index.add(rows.map((row, i) => ({ track: row!.fpId, fp: items[i]!.fp }))));
+    await engine.catalog.markIndexed(rows.map((row) => row!.id));
     bar.update(++done, catalog.length, `${speeds.length} copies each`);
   }
   const cpu: number[] = [];
@@ -186,7 +188,7 @@ async function scaleUp(engine: Engine, catalog: CorpusTrack[], factor: number, c
   for (const q of clean) {
     const pcm = await decodeFile(q.file);
     const c0 = process.cpuUsage();
-    const m = engine.identify(pcm, 1);
+    const m = await engine.identify(pcm, 1);
     const c1 = process.cpuUsage(c0);
     cpu.push((c1.user + c1.system) / 1000);
     if (q.truth ? m[0]?.track.file_name === path.basename(q.truth.file) : m.length === 0) correct++;

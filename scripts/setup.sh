@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what audio-ident needs on a fresh Debian/Ubuntu machine: ffmpeg (decoding), sox (the
-# shared degrade.sh used by tests and benches), the npm packages, the native addon (built from
-# source by node-gyp during npm install) and the TypeScript build. Safe to run again.
+# shared degrade.sh used by tests and benches), PostgreSQL server binaries (tests), the npm
+# packages, the native addon (built from source by node-gyp during npm install) and the
+# TypeScript build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +10,9 @@ need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v sox >/dev/null || need+=(sox libsox-fmt-all)
 command -v g++ >/dev/null || need+=(g++ make python3)
+# The tests run the catalog against a real PostgreSQL server (a throwaway cluster when
+# DATABASE_URL is not set); the server itself needs none (its default catalog is embedded).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

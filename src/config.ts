@@ -7,7 +7,12 @@ const EnvSchema = z.object({
   AUDIO_IDENT_DATA_DIR: z.string().min(1).default('./data'),
   AUDIO_IDENT_CONCURRENCY: z.coerce.number().int().min(1).max(256).optional(),
   AUDIO_IDENT_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  AUDIO_IDENT_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  AUDIO_IDENT_MAX_TRACK_UPLOAD_MB: z.coerce.number().int().min(1).max(4096).default(200),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(8000),
 });
 
 export interface Config {
@@ -16,6 +21,14 @@ export interface Config {
   concurrency: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   ffmpegPath: string;
+  /** PostgreSQL server of the catalog; undefined: the embedded one under the data dir. */
+  databaseUrl: string | undefined;
+  /** Key that ingestion endpoints require; undefined: the server only listens on localhost. */
+  apiKey: string | undefined;
+  host: string;
+  port: number;
+  /** Largest track upload (search clips have their own fixed limit). */
+  maxTrackUploadBytes: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
@@ -30,5 +43,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     concurrency: overrides.concurrency ?? e.AUDIO_IDENT_CONCURRENCY ?? os.availableParallelism(),
     logLevel: overrides.logLevel ?? e.AUDIO_IDENT_LOG_LEVEL,
     ffmpegPath: overrides.ffmpegPath ?? e.FFMPEG_PATH,
+    databaseUrl: 'databaseUrl' in overrides ? overrides.databaseUrl : e.DATABASE_URL,
+    apiKey: 'apiKey' in overrides ? overrides.apiKey : e.AUDIO_IDENT_API_KEY,
+    host: overrides.host ?? e.HOST,
+    port: overrides.port ?? e.PORT,
+    maxTrackUploadBytes: overrides.maxTrackUploadBytes ?? e.AUDIO_IDENT_MAX_TRACK_UPLOAD_MB * 2 ** 20,
   };
 }

@@ -1,14 +1,24 @@
-// Typed errors with stable codes. The HTTP and WebSocket layers map codes to statuses in one
-// table (added with the server); the CLI prints code and message.
+// Typed errors with stable codes, and the one table that maps each code to an HTTP status and a
+// WebSocket close code. The CLI prints code and message.
 
-export type ErrorCode =
-  | 'FILE_NOT_FOUND'
-  | 'UNSUPPORTED_FORMAT'
-  | 'DECODE_FAILED'
-  | 'AUDIO_TOO_SHORT'
-  | 'TRACK_NOT_FOUND'
-  | 'INDEX_MISMATCH'
-  | 'INVALID_ARGUMENT';
+const TABLE = {
+  FILE_NOT_FOUND: { http: 404, ws: 1008 },
+  UNSUPPORTED_FORMAT: { http: 415, ws: 1003 },
+  DECODE_FAILED: { http: 422, ws: 1007 },
+  AUDIO_TOO_SHORT: { http: 422, ws: 1007 },
+  FILE_TOO_LARGE: { http: 413, ws: 1009 },
+  TRACK_NOT_FOUND: { http: 404, ws: 1008 },
+  INDEX_MISMATCH: { http: 500, ws: 1011 },
+  INVALID_ARGUMENT: { http: 400, ws: 1008 },
+  UNAUTHORIZED: { http: 401, ws: 1008 },
+  NOT_FOUND: { http: 404, ws: 1008 },
+  LANE_UNAVAILABLE: { http: 422, ws: 1008 },
+  DATABASE_UNAVAILABLE: { http: 503, ws: 1011 },
+  TIMEOUT: { http: 504, ws: 1011 },
+  INTERNAL: { http: 500, ws: 1011 },
+} as const satisfies Record<string, { http: number; ws: number }>;
+
+export type ErrorCode = keyof typeof TABLE;
 
 export class AppError extends Error {
   constructor(
@@ -23,4 +33,21 @@ export class AppError extends Error {
 
 export function isAppError(e: unknown, code?: ErrorCode): e is AppError {
   return e instanceof AppError && (code === undefined || e.code === code);
+}
+
+export function isErrorCode(s: string): s is ErrorCode {
+  return Object.hasOwn(TABLE, s);
+}
+
+export function httpStatus(code: ErrorCode): (typeof TABLE)[ErrorCode]['http'] {
+  return TABLE[code].http;
+}
+
+export function wsCloseCode(code: ErrorCode): number {
+  return TABLE[code].ws;
+}
+
+/** Any thrown value as an AppError: unknown failures become INTERNAL without leaking details. */
+export function toAppError(e: unknown): AppError {
+  return e instanceof AppError ? e : new AppError('INTERNAL', 'internal error', { cause: e });
 }

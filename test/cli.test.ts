@@ -10,7 +10,9 @@ import { smallCorpusSplit, tempDataDir } from './fixtures.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
-const cli = (...args: string[]) => run(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24 }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+// The CLI runs as a user runs it first: no DATABASE_URL, so on the embedded catalog.
+const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'DATABASE_URL'));
+const cli = (...args: string[]) => run(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24, env }).catch((e: { code: number; stdout: string; stderr: string }) => e);
 
 const IdentifyLine = z.object({
   file: z.string(),
@@ -26,7 +28,7 @@ const IdentifyLine = z.object({
 
 test('ingest, identify --json, tracks list and rm through the command line', async () => {
   const { catalog, outside } = await smallCorpusSplit();
-  const { dataDir } = await tempDataDir();
+  const { dataDir } = await tempDataDir('embedded');
   const folder = path.dirname(catalog[0]!.file);
   const some = catalog.slice(0, 3).map((t) => t.file);
   const ing = (await cli('ingest', '--data-dir', dataDir, ...some)) as { stdout: string };

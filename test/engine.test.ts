@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
 import { isAppError } from '../src/errors.js';
 import { decodeFile } from '../src/pipeline/decode.js';
 import { Engine } from '../src/pipeline/engine.js';
@@ -14,6 +16,7 @@ let engine: Engine;
 let catalog: CorpusTrack[];
 let outside: CorpusTrack[];
 const clipDir = path.join(CACHE_DIR, 'test-clips');
+const run = promisify(execFile);
 
 before(async () => {
   ({ catalog, outside } = await smallCorpusSplit());
@@ -32,7 +35,7 @@ const clip = (t: CorpusTrack, start: number, cond: string, seconds = 5) => {
 };
 
 const assertMatch = async (file: string, t: CorpusTrack, start: number) => {
-  const matches = engine.identify(await decodeFile(file));
+  const matches = await engine.identify(await decodeFile(file));
   assert.ok(matches.length > 0, `no match for ${path.basename(file)}`);
   assert.equal(matches[0]!.track.file_name, t.name);
   assert.ok(Math.abs(matches[0]!.offsetSeconds - start) <= 0.5, `offset ${matches[0]!.offsetSeconds} vs ${start}`);
@@ -54,7 +57,7 @@ test('noisy excerpts mostly identify, and never as the wrong track', async () =>
   for (const [i, t] of catalog.slice(0, 6).entries()) {
     const start = 20 + 3.7 * i;
     for (const cond of ['white 10 dB', 'babble 5 dB']) {
-      const matches = engine.identify(await decodeFile(await clip(t, start, cond)));
+      const matches = await engine.identify(await decodeFile(await clip(t, start, cond)));
       total++;
       if (matches.length === 0) continue;
       assert.equal(matches[0]!.track.file_name, t.name, `${cond} clip of ${t.name} matched another track`);
@@ -68,7 +71,7 @@ test('noisy excerpts mostly identify, and never as the wrong track', async () =>
 test('music that is not in the catalog gives no match', async () => {
   for (const t of outside) {
     for (const start of [15, 40]) {
-      const matches = engine.identify(await decodeFile(await clip(t, start, 'clean')));
+      const matches = await engine.identify(await decodeFile(await clip(t, start, 'clean')));
       assert.deepEqual(matches, [], `${t.name} matched ${matches[0]?.track.file_name}`);
     }
   }
@@ -80,19 +83,19 @@ test('re-ingesting the same files skips them and leaves the index as it was', as
   assert.equal(summary.skipped, catalog.length);
   assert.equal(summary.created, 0);
   assert.deepEqual(engine.stats().postings, before.postings);
-  assert.equal(engine.catalog.count(), catalog.length);
+  assert.equal(await engine.catalog.count(), catalog.length);
 });
 
 test('deleting a track removes its postings, its row and its file', async () => {
   const t = catalog[catalog.length - 1]!;
-  const track = engine.catalog.list().find((x) => x.file_name === t.name)!;
+  const track = (await engine.catalog.list()).tracks.find((x) => x.file_name === t.name)!;
   const q = await clip(t, 30, 'clean');
-  assert.equal(engine.identify(await decodeFile(q))[0]?.track.id, track.id);
+  assert.equal((await engine.identify(await decodeFile(q)))[0]?.track.id, track.id);
   const before = engine.stats();
   assert.ok(existsSync(engine.raw.absolute(track.raw_path)));
   await engine.removeTrack(track.id);
-  assert.deepEqual(engine.identify(await decodeFile(q)), []);
-  assert.equal(engine.catalog.get(track.id), undefined);
+  assert.deepEqual(await engine.identify(await decodeFile(q)), []);
+  assert.equal(await engine.catalog.get(track.id), undefined);
   assert.ok(!existsSync(engine.raw.absolute(track.raw_path)));
   assert.equal(engine.stats().tracks, before.tracks - 1);
   assert.ok(engine.stats().postings < before.postings);
@@ -117,7 +120,7 @@ test('every error path gives a typed error naming the file', async () => {
   await expectCode(decodeFile(corrupt), 'DECODE_FAILED', 'corrupt.ogg');
   await expectCode(decodeFile(text), 'UNSUPPORTED_FORMAT', 'notes.mp3');
   const short = await clip(catalog[0]!, 10, 'clean', 2);
-  await assert.rejects(async () => engine.identify(await decodeFile(short)), (e: unknown) => isAppError(e, 'AUDIO_TOO_SHORT'));
+  await assert.rejects(async () => await engine.identify(await decodeFile(short)), (e: unknown) => isAppError(e, 'AUDIO_TOO_SHORT'));
   // Ingest reports each failure and goes on with the rest.
   const before = engine.stats();
   const summary = await ingestFiles(engine, [missing, corrupt, text, short]);
@@ -126,4 +129,37 @@ test('every error path gives a typed error naming the file', async () => {
     ['FILE_NOT_FOUND', 'DECODE_FAILED', 'UNSUPPORTED_FORMAT', 'AUDIO_TOO_SHORT'],
   );
   assert.deepEqual(engine.stats(), before);
+});
+
+// Re-encodings of a catalog recording, cached beside the test clips.
+const reencode = async (t: CorpusTrack, label: string, args: string[], ext: string) => {
+  const out = path.join(clipDir, `${t.name}.${label}.${ext}`);
+  if (!existsSync(out)) await run(process.env.FFMPEG_PATH ?? 'ffmpeg', ['-v', 'error', '-y', '-i', t.file, '-vn', '-map_metadata', '-1', ...args, out]);
+  return out;
+};
+
+test('another copy of a catalog recording is reported as its duplicate; distinct recordings are added', async () => {
+  const copies: { file: string; of: CorpusTrack }[] = [];
+  for (const t of catalog.slice(0, 3)) {
+    copies.push({ file: await reencode(t, 'mp3-128k', ['-c:a', 'libmp3lame', '-b:a', '128k'], 'mp3'), of: t });
+    copies.push({ file: await reencode(t, 'aac-64k', ['-c:a', 'aac', '-b:a', '64k'], 'm4a'), of: t });
+    copies.push({ file: await reencode(t, 'opus-32k', ['-c:a', 'libopus', '-b:a', '32k'], 'webm'), of: t });
+  }
+  const before = engine.stats();
+  const dup = await ingestFiles(engine, copies.map((c) => c.file));
+  dup.outcomes.forEach((o, i) => {
+    assert.equal(o.status, 'duplicate', `${path.basename(copies[i]!.file)}: ${JSON.stringify(o)}`);
+    if (o.status !== 'duplicate') return;
+    assert.equal(o.reason, 'same_recording');
+    assert.equal(o.track.file_name, copies[i]!.of.name);
+  });
+  assert.deepEqual(engine.stats(), before);
+  const reports = await engine.catalog.duplicateReports();
+  assert.equal(reports.filter((r) => r.reason === 'same_recording').length, copies.length);
+
+  // Tracks of the same games (same instruments, often the same tempo) are distinct recordings.
+  const distinct = await ingestFiles(engine, outside.map((t) => t.file));
+  assert.deepEqual(distinct.outcomes.map((o) => o.status), outside.map(() => 'created'));
+  for (const o of distinct.outcomes) if (o.status === 'created') await engine.removeTrack(o.track.id);
+  assert.deepEqual(engine.stats().postings, before.postings);
 });

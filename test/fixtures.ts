@@ -1,17 +1,44 @@
-// Shared set-up for engine tests: a handful of small-corpus tracks, ingested once per test file
-// into a throwaway data dir.
+// Shared set-up for tests: throwaway data dirs with their own catalog database, and a split of
+// the small corpus into catalog and non-catalog tracks.
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp } from 'node:fs/promises';
+import postgres from 'postgres';
 import { loadConfig, type Config } from '../src/config.js';
 import { setLogLevel } from '../src/log.js';
 import { fetchCorpus, type CorpusTrack } from './corpus.js';
 
 setLogLevel('warn');
 
-export async function tempDataDir(): Promise<Config> {
+export type Backend = 'server' | 'embedded';
+
+/** The PostgreSQL server the test command provides (scripts/run-tests.mjs). */
+export function serverUrl(): string {
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('DATABASE_URL is not set: run the tests with `make test` (it starts a throwaway PostgreSQL)');
+  return url;
+}
+
+/** A fresh database on the test server, for one data dir. */
+export async function freshDatabase(): Promise<string> {
+  const admin = postgres(serverUrl(), { max: 1, onnotice: () => {} });
+  const name = `t_${randomUUID().replace(/-/g, '')}`;
+  try {
+    await admin.unsafe(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(serverUrl());
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+/** A throwaway data dir whose catalog lives on the test server or in the embedded default. */
+export async function tempDataDir(backend: Backend = 'server', overrides: Partial<Config> = {}): Promise<Config> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'audio-ident-test-'));
-  return loadConfig({}, { dataDir });
+  const databaseUrl = backend === 'server' ? await freshDatabase() : undefined;
+  return loadConfig({}, { dataDir, databaseUrl, ...overrides });
 }
 
 /** Catalog and non-catalog tracks from the small corpus, chosen by name so runs agree. */

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// audio-ident command line: ingest, identify, tracks.
+// audio-ident command line: serve, ingest, identify, tracks, rebuild-index.
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { z } from 'zod';
@@ -7,20 +7,25 @@ import { loadConfig } from '../config.js';
 import { AppError, isAppError } from '../errors.js';
 import { setLogLevel } from '../log.js';
 import { decodeFile } from '../pipeline/decode.js';
-import { Engine, MAX_QUERY_SECONDS, type TrackMatch } from '../pipeline/engine.js';
+import { Engine, MAX_QUERY_SECONDS } from '../pipeline/engine.js';
 import { ingestFiles, listAudioFiles } from '../pipeline/ingest.js';
+import { rebuildIndex } from '../pipeline/rebuild.js';
+import { exactMatch, trackInfo } from '../server/schemas.js';
+import { serve } from '../server/serve.js';
 import { ProgressBar } from './progress.js';
 
 const USAGE = `usage:
+  audio-ident serve    [--data-dir DIR]                  run the HTTP server (HOST, PORT from the environment)
   audio-ident ingest   [--data-dir DIR] PATH...          add audio files and folders (recursive)
   audio-ident identify [--data-dir DIR] [--json] FILE... name the catalog track each clip comes from
   audio-ident tracks list [--data-dir DIR] [--json]
   audio-ident tracks rm   [--data-dir DIR] ID
+  audio-ident rebuild-index [--data-dir DIR]             re-fingerprint every track from its stored original
 
 --data-dir defaults to $AUDIO_IDENT_DATA_DIR, else ./data`;
 
 const Args = z.object({
-  command: z.enum(['ingest', 'identify', 'tracks', 'help']),
+  command: z.enum(['serve', 'ingest', 'identify', 'tracks', 'rebuild-index', 'help']),
   positionals: z.array(z.string()),
   dataDir: z.string().min(1).optional(),
   json: z.boolean(),
@@ -44,16 +49,6 @@ function parse(argv: string[]): z.infer<typeof Args> {
 
 const fmtTime = (s: number) => `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, '0')}`;
 
-function matchJson(m: TrackMatch) {
-  const t = m.track;
-  return {
-    track: { id: t.id, title: t.title, artist: t.artist, album: t.album, duration_seconds: t.duration_seconds, file_name: t.file_name },
-    confidence: Math.round(m.confidence * 1000) / 1000,
-    offset_seconds: Math.round(m.offsetSeconds * 100) / 100,
-    aligned_hashes: m.alignedHashes,
-  };
-}
-
 async function main(argv: string[]): Promise<number> {
   const args = parse(argv);
   if (args.command === 'help') {
@@ -62,6 +57,16 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = loadConfig(process.env, args.dataDir ? { dataDir: args.dataDir } : {});
   setLogLevel(config.logLevel);
+  if (args.command === 'serve') {
+    await serve(config);
+    return 0;
+  }
+  if (args.command === 'rebuild-index') {
+    const bar = new ProgressBar('rebuild');
+    const r = await rebuildIndex(config, (done, total) => bar.update(done, total, 'tracks'));
+    process.stdout.write(`rebuilt the index of ${r.tracks} track(s), ${(r.audioSeconds / 3600).toFixed(2)} h of audio, in ${r.elapsedSeconds.toFixed(1)} s\n`);
+    return 0;
+  }
   const engine = await Engine.open(config);
   try {
     switch (args.command) {
@@ -72,10 +77,16 @@ async function main(argv: string[]): Promise<number> {
         const summary = await ingestFiles(engine, files, (p) =>
           bar.update(p.done, p.total, `${(p.audioSeconds / 3600).toFixed(2)} h audio${p.failed ? `, ${p.failed} failed` : ''}`),
         );
-        for (const o of summary.outcomes) if (o.status === 'failed') process.stderr.write(`failed: ${o.file}: [${o.code}] ${o.message}\n`);
+        for (const o of summary.outcomes) {
+          if (o.status === 'failed') process.stderr.write(`failed: ${o.file}: [${o.code}] ${o.message}\n`);
+          else if (o.status === 'duplicate' && o.reason === 'same_recording') {
+            process.stderr.write(`duplicate: ${o.file} is the same recording as ${o.track.file_name} [${o.track.id}]\n`);
+          }
+        }
         const st = engine.stats();
         process.stdout.write(
           `ingested ${summary.created} new track(s), skipped ${summary.skipped} already ingested, ${summary.failed} failed\n` +
+            (summary.sameRecording ? `${summary.sameRecording} file(s) not added: another copy of a catalog recording\n` : '') +
             `${(summary.audioSeconds / 3600).toFixed(2)} h of new audio in ${summary.elapsedSeconds.toFixed(1)} s ` +
             `(${(summary.audioSeconds / Math.max(summary.elapsedSeconds, 1e-9)).toFixed(0)}x real time)\n` +
             `catalog: ${st.tracks} track(s), index ${(st.bytes / 2 ** 20).toFixed(1)} MB (${st.postings} postings)\n`,
@@ -88,9 +99,9 @@ async function main(argv: string[]): Promise<number> {
         for (const file of args.positionals) {
           try {
             const pcm = await decodeFile(file, { ffmpegPath: config.ffmpegPath, maxSeconds: MAX_QUERY_SECONDS });
-            const matches = engine.identify(pcm);
+            const matches = await engine.identify(pcm);
             if (args.json) {
-              process.stdout.write(`${JSON.stringify({ file, matches: matches.map(matchJson) })}\n`);
+              process.stdout.write(`${JSON.stringify({ file, matches: matches.map(exactMatch) })}\n`);
             } else if (matches.length === 0) {
               process.stdout.write(`${file}: no match\n`);
             } else {
@@ -114,8 +125,8 @@ async function main(argv: string[]): Promise<number> {
       case 'tracks': {
         const [sub, id] = args.positionals;
         if (sub === 'list') {
-          const tracks = engine.catalog.list();
-          if (args.json) process.stdout.write(`${JSON.stringify({ tracks })}\n`);
+          const { tracks } = await engine.catalog.list();
+          if (args.json) process.stdout.write(`${JSON.stringify({ tracks: tracks.map(trackInfo) })}\n`);
           else for (const t of tracks) process.stdout.write(`${t.id}  ${fmtTime(t.duration_seconds).padStart(7)}  ${t.title}${t.artist ? ` - ${t.artist}` : ''}  (${t.file_name})\n`);
           return 0;
         }

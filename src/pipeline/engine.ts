@@ -1,8 +1,20 @@
-// The engine: catalog, fingerprint index and raw files of one data dir, and the operations that
-// keep them in agreement. The CLI, the REST server and live sessions all work through it.
+// The engine: catalog (PostgreSQL), fingerprint index (LMDB) and raw files of one data dir, and
+// the operations that keep the three in agreement. The CLI, the REST server and live sessions
+// all work through it.
+//
+// Agreement after a crash comes from the order of writes. Ingest: catalog row 'pending' ->
+// postings -> raw file moved into place -> row 'indexed'. Delete: row 'deleting' -> postings
+// removed -> raw file removed -> row deleted. Readers see 'indexed' rows only, and on open the
+// engine rolls back the pending rows of dead processes, finishes interrupted deletions and drops
+// postings and raw files that no row refers to.
+import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
+import { Catalog, type NewTrack, type Track } from '../catalog/catalog.js';
+import { openDatabase, type Database } from '../catalog/database.js';
+import { migrate } from '../catalog/migrations.js';
 import { AppError } from '../errors.js';
-import { Catalog, type NewTrack, type Track } from './catalog.js';
+import { log } from '../log.js';
+import { ownerGone, processOwner } from '../process.js';
 import { SAMPLE_RATE } from './decode.js';
 import { FingerprintIndex, type IndexStats } from './fingerprint-index.js';
 import { fingerprint, type Hashes } from './fingerprint.js';
@@ -24,68 +36,114 @@ export interface TrackMatch extends Omit<Match, 'fpId'> {
   track: Track;
 }
 
+export interface SameRecording {
+  track: Track;
+  /** Mean confidence of the agreeing excerpts. */
+  confidence: number;
+}
+
 export class Engine {
   readonly raw: RawStore;
+  readonly catalog: Catalog;
 
   private constructor(
     readonly config: Config,
+    private readonly db: Database,
     readonly store: DataStore,
     readonly index: FingerprintIndex,
-    readonly catalog: Catalog,
     private readonly matcher: MatcherConfig,
   ) {
     this.raw = new RawStore(config.dataDir);
+    this.catalog = new Catalog(db.sql);
   }
 
   static async open(config: Config, matcher: MatcherConfig = DEFAULT_MATCHER): Promise<Engine> {
-    const store = DataStore.open(config.dataDir);
+    const db = await openDatabase(config);
+    let store: DataStore | undefined;
     try {
-      const engine = new Engine(config, store, new FingerprintIndex(store), new Catalog(store), matcher);
-      await engine.raw.recover((sha) => engine.catalog.getBySha(sha)?.raw_path);
+      await migrate(db.sql);
+      store = DataStore.open(config.dataDir);
+      const engine = new Engine(config, db, store, new FingerprintIndex(store), matcher);
+      await engine.settle();
       return engine;
     } catch (e) {
-      await store.close();
+      await store?.close();
+      await db.close();
       throw e;
     }
   }
 
-  async close(): Promise<void> {
-    await this.store.close();
+  get databaseKind(): Database['kind'] {
+    return this.db.kind;
   }
 
-  /** Commits prepared tracks (rows and postings in one transaction), then moves their files in. */
-  async commit(items: PreparedTrack[]): Promise<Track[]> {
+  async close(): Promise<void> {
+    await this.store.close();
+    await this.db.close();
+  }
+
+  /** A cheap query against each store, for health checks. */
+  async ping(): Promise<void> {
+    await this.db.sql`SELECT 1`;
+  }
+
+  /**
+   * Commits prepared tracks and moves their files in. A file whose hash another process has just
+   * committed gives null in its place (its staged copy is dropped).
+   */
+  async commit(items: PreparedTrack[]): Promise<(Track | null)[]> {
     if (items.length === 0) return [];
-    const tracks = this.store.transaction(() => {
-      const created = items.map((it) => this.catalog.insert(it.meta));
-      this.index.add(created.map((t, i) => ({ track: t.fpId, fp: items[i]!.fp })));
-      return created;
-    });
-    for (let i = 0; i < items.length; i++) await this.raw.publish(items[i]!.staged, tracks[i]!.raw_path);
-    return tracks;
+    const rows = await this.catalog.insertPending(
+      items.map((it) => ({ ...it.meta, id: randomUUID() })),
+      processOwner,
+    );
+    const created = rows.flatMap((track, i) => (track ? [{ track, item: items[i]! }] : []));
+    try {
+      this.store.transaction(() => this.index.add(created.map(({ track, item }) => ({ track: track.fpId, fp: item.fp }))));
+      for (const { track, item } of created) await this.raw.publish(item.staged, track.raw_path);
+      await this.catalog.markIndexed(created.map(({ track }) => track.id));
+    } catch (e) {
+      await this.undo(created.map(({ track }) => track));
+      for (const { item } of created) await this.raw.discard(item.staged);
+      throw e;
+    }
+    for (let i = 0; i < items.length; i++) if (!rows[i]) await this.raw.discard(items[i]!.staged);
+    return rows;
   }
 
   async removeTrack(id: string): Promise<Track> {
-    const track = this.catalog.get(id);
+    const track = await this.catalog.beginDelete(id);
     if (!track) throw new AppError('TRACK_NOT_FOUND', `no track with id ${id}`);
-    this.store.transaction(() => {
-      this.index.remove(track.fpId);
-      this.catalog.remove(track);
-    });
-    await this.raw.remove(track.raw_path);
+    await this.undo([track]);
     return track;
   }
 
-  /** Identifies a clip of 16 kHz mono PCM: at least 3 s; only its first 30 s are used. */
-  identify(pcm: Float32Array, maxResults = 5): TrackMatch[] {
+  /** Matches of a clip of 16 kHz mono PCM, best first: at least 3 s; only its first 30 s are used. */
+  async identify(pcm: Float32Array, maxResults = 5): Promise<TrackMatch[]> {
+    return this.resolve(this.match(pcm, maxResults));
+  }
+
+  /**
+   * The catalog track this audio is another copy of (re-encoded, re-tagged), if any: excerpts
+   * from its start, middle and end must each match one track at their own place in it, and the
+   * durations must agree. Distinct tracks that share a loop fail the placement or the duration.
+   */
+  async findSameRecording(pcm: Float32Array): Promise<SameRecording | undefined> {
     const seconds = pcm.length / SAMPLE_RATE;
-    if (seconds < MIN_QUERY_SECONDS) {
-      throw new AppError('AUDIO_TOO_SHORT', `clip is ${seconds.toFixed(1)} s long; at least ${MIN_QUERY_SECONDS} s are needed`);
+    const len = Math.min(10, seconds);
+    const starts = seconds < 20 ? [0] : [0.1, 0.5, 0.9].map((f) => f * (seconds - len));
+    const agree = new Map<number, number[]>();
+    for (const start of starts) {
+      const at = Math.round(start * SAMPLE_RATE);
+      for (const m of this.match(pcm.subarray(at, at + Math.round(len * SAMPLE_RATE)), 3)) {
+        if (Math.abs(m.offsetSeconds - start) <= 1) agree.set(m.fpId, [...(agree.get(m.fpId) ?? []), m.confidence]);
+      }
     }
-    const clip = pcm.subarray(0, MAX_QUERY_SECONDS * SAMPLE_RATE);
-    const votes = this.newVoteTable();
-    votes.add(this.index.lookup(fingerprint(clip, 'query')));
-    return this.resolve(votes.best(maxResults));
+    const [best] = [...agree.entries()].filter(([, c]) => c.length === starts.length).sort((a, b) => b[1].length - a[1].length);
+    if (!best) return undefined;
+    const track = (await this.catalog.byFpIds([best[0]])).get(best[0]);
+    if (!track || Math.abs(track.duration_seconds - seconds) > Math.max(1.5, 0.02 * seconds)) return undefined;
+    return { track, confidence: best[1].reduce((a, b) => a + b, 0) / best[1].length };
   }
 
   /** An empty vote table with this engine's matcher settings, for incremental matching. */
@@ -93,17 +151,56 @@ export class Engine {
     return new VoteTable(this.matcher);
   }
 
-  /** Attaches catalog rows to matches; a match whose track was just deleted is dropped. */
-  resolve(matches: Match[]): TrackMatch[] {
-    const out: TrackMatch[] = [];
-    for (const { fpId, ...m } of matches) {
-      const track = this.catalog.getByFpId(fpId);
-      if (track) out.push({ ...m, track });
-    }
-    return out;
+  /** Attaches catalog rows to matches; a match whose track is not visible (deleted) is dropped. */
+  async resolve(matches: Match[]): Promise<TrackMatch[]> {
+    const tracks = await this.catalog.byFpIds(matches.map((m) => m.fpId));
+    return matches.flatMap(({ fpId, ...m }) => {
+      const track = tracks.get(fpId);
+      return track ? [{ ...m, track }] : [];
+    });
   }
 
   stats(): IndexStats {
     return this.index.stats();
+  }
+
+  private match(pcm: Float32Array, maxResults: number): Match[] {
+    const seconds = pcm.length / SAMPLE_RATE;
+    if (seconds < MIN_QUERY_SECONDS) {
+      throw new AppError('AUDIO_TOO_SHORT', `clip is ${seconds.toFixed(1)} s long; at least ${MIN_QUERY_SECONDS} s are needed`);
+    }
+    const votes = this.newVoteTable();
+    votes.add(this.index.lookup(fingerprint(pcm.subarray(0, MAX_QUERY_SECONDS * SAMPLE_RATE), 'query')));
+    return votes.best(maxResults);
+  }
+
+  /** Removes tracks' postings, raw files and rows, in that order. */
+  private async undo(tracks: { id: string; fpId: number; raw_path: string }[]): Promise<void> {
+    if (tracks.length === 0) return;
+    this.store.transaction(() => {
+      for (const t of tracks) this.index.remove(t.fpId);
+    });
+    for (const t of tracks) await this.raw.remove(t.raw_path);
+    await this.catalog.deleteRows(tracks.map((t) => t.id));
+  }
+
+  /** Settles what crashed processes left behind (see the top of this file). */
+  private async settle(): Promise<void> {
+    const unsettled = (await this.catalog.unsettled()).filter((r) => r.status === 'deleting' || !r.owner || ownerGone(r.owner));
+    await this.undo(unsettled);
+    // Stores are listed before the catalog's references: whatever they held then had its row
+    // already, so a concurrent ingest's fresh postings and files are never taken for orphans.
+    const indexed = this.index.trackNumbers();
+    const files = await this.raw.published();
+    const staged = await this.raw.removeStaleStaging();
+    const refs = await this.catalog.references();
+    const orphanTracks = indexed.filter((n) => !refs.fpIds.has(n));
+    const orphanFiles = files.filter((f) => !refs.rawPaths.has(f));
+    this.store.transaction(() => {
+      for (const n of orphanTracks) this.index.remove(n);
+    });
+    for (const f of orphanFiles) await this.raw.remove(f);
+    const settled = { rows: unsettled.length, postings: orphanTracks.length, files: orphanFiles.length, staged };
+    if (settled.rows + settled.postings + settled.files + settled.staged > 0) log.info('settled an interrupted ingest or deletion', settled);
   }
 }

@@ -126,13 +126,9 @@ export class FingerprintIndex {
     this.bumpCounts(-1, -removed);
   }
 
-  /** Removes everything (for a rebuild). Call inside DataStore.transaction. */
-  clear(): void {
-    this.postings.clearSync();
-    this.trackKeys.clearSync();
-    this.meta.put('tracks', 0);
-    this.meta.put('postings', 0);
-    this.meta.put('version', FINGERPRINT_VERSION);
+  /** Numbers of the tracks that have postings. */
+  trackNumbers(): number[] {
+    return [...this.trackKeys.getKeys()];
   }
 
   /** Finds the postings of a query's hashes. */

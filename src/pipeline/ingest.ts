@@ -1,10 +1,10 @@
 // Ingest: files and folders in; each new file is hashed, decoded (in parallel, one ffmpeg per
-// core), fingerprinted, staged, and committed in batches. A file that fails is reported and
-// skipped; the others go on.
+// core), fingerprinted, checked against the catalog for another copy of the same recording,
+// staged, and committed in batches. A file that fails is reported and skipped; the others go on.
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../errors.js';
-import type { Track } from './catalog.js';
+import type { Track } from '../catalog/catalog.js';
 import { decodeFile, detectFileFormat, SAMPLE_RATE } from './decode.js';
 import type { Engine, PreparedTrack } from './engine.js';
 import { MIN_QUERY_SECONDS } from './engine.js';
@@ -12,9 +12,12 @@ import { fingerprint } from './fingerprint.js';
 import { sha256File } from './raw-store.js';
 import { readTags } from './tags.js';
 
+/** A path, or a path with the name the file should be known by (an upload's own name). */
+export type IngestInput = string | { path: string; name: string };
+
 export type IngestOutcome =
   | { file: string; status: 'created'; track: Track }
-  | { file: string; status: 'skipped'; track: Track }
+  | { file: string; status: 'duplicate'; reason: 'same_file' | 'same_recording'; track: Track; confidence: number }
   | { file: string; status: 'failed'; code: string; message: string };
 
 export interface IngestProgress {
@@ -27,7 +30,10 @@ export interface IngestProgress {
 export interface IngestSummary {
   outcomes: IngestOutcome[];
   created: number;
+  /** Already in the catalog: the same file ... */
   skipped: number;
+  /** ... or another copy of the same recording. */
+  sameRecording: number;
   failed: number;
   audioSeconds: number;
   elapsedSeconds: number;
@@ -61,10 +67,12 @@ export async function listAudioFiles(paths: string[]): Promise<string[]> {
 
 export async function ingestFiles(
   engine: Engine,
-  files: string[],
+  inputs: IngestInput[],
   onProgress?: (p: IngestProgress) => void,
 ): Promise<IngestSummary> {
   const started = performance.now();
+  const files = inputs.map((i) => (typeof i === 'string' ? i : i.path));
+  const names = inputs.map((i) => (typeof i === 'string' ? path.basename(i) : i.name));
   const outcomes: IngestOutcome[] = new Array(files.length);
   const progress: IngestProgress = { done: 0, total: files.length, audioSeconds: 0, failed: 0 };
   const inFlight = new Map<string, number>(); // sha -> index of the file that is ingesting it
@@ -80,7 +88,10 @@ export async function ingestFiles(
       try {
         const tracks = await engine.commit(items.map((b) => b.item));
         tracks.forEach((track, i) => {
-          outcomes[items[i]!.index] = { file: files[items[i]!.index]!, status: 'created', track };
+          const index = items[i]!.index;
+          outcomes[index] = track
+            ? { file: files[index]!, status: 'created', track }
+            : { file: files[index]!, status: 'failed', code: 'DUPLICATE_IN_PROGRESS', message: 'the same file is being ingested by another process' };
         });
       } catch (e) {
         // Nothing of the batch committed: drop its staged files and report each file.
@@ -99,9 +110,9 @@ export async function ingestFiles(
     try {
       const format = await detectFileFormat(file);
       const sha = await sha256File(file);
-      const existing = engine.catalog.getBySha(sha);
+      const existing = await engine.catalog.getBySha(sha);
       if (existing) {
-        outcomes[index] = { file, status: 'skipped', track: existing };
+        outcomes[index] = { file, status: 'duplicate', reason: 'same_file', track: existing, confidence: 1 };
         return;
       }
       const twin = inFlight.get(sha);
@@ -112,21 +123,27 @@ export async function ingestFiles(
       inFlight.set(sha, index);
       const [pcm, tags, size] = await Promise.all([
         decodeFile(file, { ffmpegPath: engine.config.ffmpegPath }),
-        readTags(file),
+        readTags(file, names[index]),
         stat(file).then((s) => s.size),
       ]);
       const seconds = pcm.length / SAMPLE_RATE;
       if (seconds < MIN_QUERY_SECONDS) {
         throw new AppError('AUDIO_TOO_SHORT', `${path.basename(file)}: ${seconds.toFixed(1)} s of audio; at least ${MIN_QUERY_SECONDS} s are needed`);
       }
+      const same = await engine.findSameRecording(pcm);
+      if (same) {
+        await engine.catalog.reportDuplicate({ file_name: names[index]!, sha256: sha, duplicate_of: same.track.id, reason: 'same_recording', confidence: same.confidence });
+        outcomes[index] = { file, status: 'duplicate', reason: 'same_recording', track: same.track, confidence: same.confidence };
+        return;
+      }
       const fp = fingerprint(pcm, 'index');
-      const named = path.extname(file).toLowerCase();
+      const named = path.extname(names[index]!).toLowerCase();
       const ext = AUDIO_EXTENSIONS.has(named) ? named.slice(1) : format;
       const staged = await engine.raw.stage(file, sha, ext);
       const meta = {
         ...tags,
         duration_seconds: Math.round(seconds * 1000) / 1000,
-        file_name: path.basename(file),
+        file_name: names[index]!,
         sha256: sha,
         format,
         file_size_bytes: size,
@@ -157,7 +174,8 @@ export async function ingestFiles(
   return {
     outcomes: list,
     created: list.filter((o) => o.status === 'created').length,
-    skipped: list.filter((o) => o.status === 'skipped').length,
+    skipped: list.filter((o) => o.status === 'duplicate' && o.reason === 'same_file').length,
+    sameRecording: list.filter((o) => o.status === 'duplicate' && o.reason === 'same_recording').length,
     failed: list.filter((o) => o.status === 'failed').length,
     audioSeconds: progress.audioSeconds,
     elapsedSeconds: (performance.now() - started) / 1000,

@@ -1,11 +1,11 @@
 // Original files, stored once under DATA/raw/ab/<sha256>.<ext>. A file is first copied to
-// DATA/raw/.staging/<pid>.<sha256>.<ext> and moved into place only after its catalog row is
-// committed, so a crash at any point leaves either a staged file (removed, or moved into place
-// if its row did commit) or a complete track.
+// DATA/raw/.staging/<pid>.<sha256>.<ext> and moved into place only after its catalog row and
+// postings are committed (see engine.ts for the whole order).
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import { isAlive } from '../process.js';
 
 export class RawStore {
   private readonly staging: string;
@@ -44,33 +44,26 @@ export class RawStore {
     await rm(this.absolute(relative), { force: true });
   }
 
-  /**
-   * Settles what a crashed ingest left behind: staged files of dead processes are moved into
-   * place when their track committed, removed otherwise.
-   */
-  async recover(isCommitted: (sha256: string) => string | undefined): Promise<{ published: number; removed: number }> {
-    let names: string[];
-    try {
-      names = await readdir(this.staging);
-    } catch {
-      return { published: 0, removed: 0 };
-    }
-    let published = 0;
+  /** Removes staged copies whose process is gone; returns how many. */
+  async removeStaleStaging(): Promise<number> {
     let removed = 0;
-    for (const name of names) {
-      const [pid, sha] = name.split('.');
-      if (!pid || !sha || isAlive(Number(pid))) continue;
-      const file = path.join(this.staging, name);
-      const relative = isCommitted(sha);
-      if (relative && !(await exists(this.absolute(relative)))) {
-        await this.publish(file, relative);
-        published++;
-      } else {
-        await rm(file, { force: true });
-        removed++;
-      }
+    for (const name of await listDir(this.staging)) {
+      if (isAlive(Number(name.split('.')[0]))) continue;
+      await rm(path.join(this.staging, name), { force: true });
+      removed++;
     }
-    return { published, removed };
+    return removed;
+  }
+
+  /** Every file moved into place, as paths relative to the data dir. */
+  async published(): Promise<string[]> {
+    const out: string[] = [];
+    const root = path.join(this.dataDir, 'raw');
+    for (const dir of await listDir(root)) {
+      if (!/^[0-9a-f]{2}$/.test(dir)) continue;
+      for (const name of await listDir(path.join(root, dir))) out.push(path.join('raw', dir, name));
+    }
+    return out;
   }
 }
 
@@ -84,22 +77,11 @@ export function sha256File(file: string): Promise<string> {
   });
 }
 
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  if (pid === process.pid) return true;
+async function listDir(dir: string): Promise<string[]> {
   try {
-    process.kill(pid, 0);
-    return true;
+    return await readdir(dir);
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
   }
 }

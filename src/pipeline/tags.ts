@@ -6,19 +6,26 @@ export interface Tags {
   title: string;
   artist: string | null;
   album: string | null;
+  sample_rate: number | null;
+  channels: number | null;
+  bitrate: number | null;
 }
 
-export async function readTags(file: string): Promise<Tags> {
-  const fallback = path.basename(file, path.extname(file));
+export async function readTags(file: string, name = path.basename(file)): Promise<Tags> {
+  const fallback = path.basename(name, path.extname(name));
   try {
-    const { common } = await parseFile(file, { duration: false, skipCovers: true });
+    const { common, format } = await parseFile(file, { duration: false, skipCovers: true });
+    const int = (v: number | undefined) => (v && Number.isFinite(v) ? Math.round(v) : null);
     return {
       title: common.title?.trim() || fallback,
       artist: common.artist?.trim() || null,
       album: common.album?.trim() || null,
+      sample_rate: int(format.sampleRate),
+      channels: int(format.numberOfChannels),
+      bitrate: int(format.bitrate),
     };
   } catch {
     // Unreadable tags are not an error: the audio decides whether the file is usable.
-    return { title: fallback, artist: null, album: null };
+    return { title: fallback, artist: null, album: null, sample_rate: null, channels: null, bitrate: null };
   }
 }

@@ -1,0 +1,65 @@
+// Rebuilds the fingerprint index from the stored originals: every visible track is decoded and
+// fingerprinted again into a new LMDB environment, which replaces the old one only when complete.
+// Run it with the server stopped: tracks ingested meanwhile would miss the new index.
+import { Catalog } from '../catalog/catalog.js';
+import { openDatabase } from '../catalog/database.js';
+import { migrate } from '../catalog/migrations.js';
+import type { Config } from '../config.js';
+import { decodeFile, SAMPLE_RATE } from './decode.js';
+import { FingerprintIndex } from './fingerprint-index.js';
+import { fingerprint, type Hashes } from './fingerprint.js';
+import { RawStore } from './raw-store.js';
+import { DataStore, swapInRebuild } from './store.js';
+
+const BATCH_POSTINGS = 2_000_000;
+
+export interface RebuildSummary {
+  tracks: number;
+  audioSeconds: number;
+  elapsedSeconds: number;
+}
+
+export async function rebuildIndex(config: Config, onProgress?: (done: number, total: number) => void): Promise<RebuildSummary> {
+  const started = performance.now();
+  const db = await openDatabase(config);
+  try {
+    await migrate(db.sql);
+    const { tracks } = await new Catalog(db.sql).list();
+    const raw = new RawStore(config.dataDir);
+    const store = DataStore.open(config.dataDir, 'rebuild');
+    let audioSeconds = 0;
+    try {
+      const index = new FingerprintIndex(store);
+      let batch: { track: number; fp: Hashes }[] = [];
+      let postings = 0;
+      const flush = () => {
+        const b = batch;
+        batch = [];
+        postings = 0;
+        store.transaction(() => index.add(b));
+      };
+      let next = 0;
+      let done = 0;
+      const worker = async () => {
+        while (next < tracks.length) {
+          const t = tracks[next++]!;
+          const pcm = await decodeFile(raw.absolute(t.raw_path), { ffmpegPath: config.ffmpegPath });
+          audioSeconds += pcm.length / SAMPLE_RATE;
+          const fp = fingerprint(pcm, 'index');
+          batch.push({ track: t.fpId, fp });
+          postings += fp.hashes.length;
+          if (postings >= BATCH_POSTINGS) flush();
+          onProgress?.(++done, tracks.length);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(config.concurrency, tracks.length) }, worker));
+      flush();
+    } finally {
+      await store.close();
+    }
+    swapInRebuild(config.dataDir);
+    return { tracks: tracks.length, audioSeconds, elapsedSeconds: (performance.now() - started) / 1000 };
+  } finally {
+    await db.close();
+  }
+}

@@ -1,0 +1,63 @@
+// Runs the HTTP server until SIGTERM or SIGINT, then stops accepting, lets requests in flight
+// finish, and closes the stores.
+import type { AddressInfo } from 'node:net';
+import { serve as listen, type ServerType } from '@hono/node-server';
+import type { Config } from '../config.js';
+import { log } from '../log.js';
+import { Engine } from '../pipeline/engine.js';
+import { createApp } from './app.js';
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export interface RunningServer {
+  url: string;
+  engine: Engine;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config): Promise<RunningServer> {
+  let host = config.host;
+  if (!config.apiKey && !LOOPBACK.has(host)) {
+    log.warn('AUDIO_IDENT_API_KEY is not set: listening on 127.0.0.1 only, not on the HOST asked for', { host });
+    host = '127.0.0.1';
+  }
+  const engine = await Engine.open(config);
+  const app = createApp(engine, config);
+  const server: ServerType = await new Promise((resolve, reject) => {
+    const s = listen({ fetch: app.fetch, hostname: host, port: config.port }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info('listening', { url, catalog: engine.databaseKind, dataDir: config.dataDir, ingestAuth: config.apiKey ? 'api key' : 'none (localhost only)' });
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    engine,
+    close: () =>
+      (closing ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          // Idle keep-alive connections would hold close() open; busy ones finish first.
+          (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        });
+        await engine.close();
+      })()),
+  };
+}
+
+/** `audio-ident serve`: runs until a signal. */
+export async function serve(config: Config): Promise<void> {
+  const s = await startServer(config);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info('shutting down', { signal });
+      s.close().then(resolve, (e: unknown) => {
+        log.error('shutdown failed', { error: String(e) });
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
