@@ -8,6 +8,7 @@ const EnvSchema = z.object({
   AUDIO_IDENT_CONCURRENCY: z.coerce.number().int().min(1).max(256).optional(),
   AUDIO_IDENT_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   AUDIO_IDENT_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  AUDIO_IDENT_INGEST_BATCH_POSTINGS: z.coerce.number().int().min(1).default(1_000_000),
   AUDIO_IDENT_MAX_TRACK_UPLOAD_MB: z.coerce.number().int().min(1).max(4096).default(200),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
@@ -19,6 +20,11 @@ export interface Config {
   dataDir: string;
   /** Parallel decodes during ingest. */
   concurrency: number;
+  /**
+   * Postings per ingest commit: each commit rewrites every index key it touches, so larger
+   * batches write less in all, at the cost of memory and of work lost to a crash.
+   */
+  ingestBatchPostings: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   ffmpegPath: string;
   /** PostgreSQL server of the catalog; undefined: the embedded one under the data dir. */
@@ -41,6 +47,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   return {
     dataDir: path.resolve(overrides.dataDir ?? e.AUDIO_IDENT_DATA_DIR),
     concurrency: overrides.concurrency ?? e.AUDIO_IDENT_CONCURRENCY ?? os.availableParallelism(),
+    ingestBatchPostings: overrides.ingestBatchPostings ?? e.AUDIO_IDENT_INGEST_BATCH_POSTINGS,
     logLevel: overrides.logLevel ?? e.AUDIO_IDENT_LOG_LEVEL,
     ffmpegPath: overrides.ffmpegPath ?? e.FFMPEG_PATH,
     databaseUrl: 'databaseUrl' in overrides ? overrides.databaseUrl : e.DATABASE_URL,

@@ -46,6 +46,12 @@ test('ingest, identify --json, tracks list and rm through the command line', asy
   assert.ok(Math.abs(a!.matches[0]!.offset_seconds - 12) <= 0.5);
   assert.deepEqual(b!.matches, []);
 
+  // The index is derived data: rebuilt from the stored originals, it answers the same.
+  const rebuilt = (await cli('rebuild-index', '--data-dir', dataDir)) as { stdout: string };
+  assert.match(rebuilt.stdout, /rebuilt the index of 3 track\(s\)/);
+  const again2 = (await cli('identify', '--data-dir', dataDir, '--json', pos, neg)) as { stdout: string };
+  assert.deepEqual(again2.stdout.trim().split('\n').map((l) => IdentifyLine.parse(JSON.parse(l)).matches.map((m) => [m.track.id, m.offset_seconds])), [a!.matches.map((m) => [m.track.id, m.offset_seconds]), []]);
+
   const list = (await cli('tracks', 'list', '--data-dir', dataDir, '--json')) as { stdout: string };
   const tracks = JSON.parse(list.stdout).tracks as { id: string; file_name: string }[];
   assert.equal(tracks.length, 3);

@@ -12,10 +12,12 @@ export interface DecodeOptions {
   ffmpegPath?: string;
   /** Stop after this many seconds of output (ffmpeg's -t). */
   maxSeconds?: number;
+  /** The name errors give the input (an upload's own name rather than its temporary file). */
+  label?: string;
 }
 
 /** Reads the first bytes of a file and returns its audio format, or throws a typed error. */
-export async function detectFileFormat(file: string): Promise<AudioFormat> {
+export async function detectFileFormat(file: string, label = path.basename(file)): Promise<AudioFormat> {
   let fh;
   try {
     fh = await open(file, 'r');
@@ -28,7 +30,7 @@ export async function detectFileFormat(file: string): Promise<AudioFormat> {
     const head = Buffer.alloc(SNIFF_BYTES);
     const { bytesRead } = await fh.read(head, 0, SNIFF_BYTES, 0);
     const format = sniffFormat(head.subarray(0, bytesRead));
-    if (!format) throw new AppError('UNSUPPORTED_FORMAT', `${path.basename(file)}: not an accepted audio format (MP3, Ogg, Opus/WebM, MP4/AAC, WAV, FLAC)`);
+    if (!format) throw new AppError('UNSUPPORTED_FORMAT', `${label}: not an accepted audio format (MP3, Ogg, Opus/WebM, MP4/AAC, WAV, FLAC)`);
     return format;
   } finally {
     await fh.close();
@@ -37,8 +39,9 @@ export async function detectFileFormat(file: string): Promise<AudioFormat> {
 
 /** Decodes a whole file to 16 kHz mono PCM. */
 export async function decodeFile(file: string, opts: DecodeOptions = {}): Promise<Float32Array> {
-  await detectFileFormat(file);
-  return runFfmpeg(['-i', file], path.basename(file), null, opts);
+  const label = opts.label ?? path.basename(file);
+  await detectFileFormat(file, label);
+  return runFfmpeg(['-i', file], label, null, opts);
 }
 
 /** Decodes an in-memory file (an upload) to 16 kHz mono PCM. */
@@ -69,7 +72,8 @@ function runFfmpeg(input: string[], label: string, stdin: Uint8Array | null, opt
     child.on('error', (e) => reject(new AppError('DECODE_FAILED', `${label}: cannot run ffmpeg: ${e.message}`, { cause: e })));
     child.on('close', (code) => {
       if (code !== 0) {
-        const why = stderr.trim().split('\n').pop() ?? `exit code ${code}`;
+        // ffmpeg names its input by path: say the label instead.
+        const why = (stderr.trim().split('\n').pop() ?? `exit code ${code}`).replaceAll(input[1]!, label);
         reject(new AppError('DECODE_FAILED', `${label}: ffmpeg could not decode it: ${why}`));
         return;
       }

@@ -40,8 +40,6 @@ export interface IngestSummary {
 }
 
 const AUDIO_EXTENSIONS = new Set(['.mp3', '.ogg', '.oga', '.opus', '.webm', '.m4a', '.mp4', '.aac', '.wav', '.flac']);
-/** Postings per commit: large enough to amortise rewriting each touched key, small enough for memory. */
-const BATCH_POSTINGS = 1_000_000;
 
 /** Expands paths into audio files: folders recursively (by extension), files as given. */
 export async function listAudioFiles(paths: string[]): Promise<string[]> {
@@ -108,7 +106,7 @@ export async function ingestFiles(
   const prepare = async (index: number): Promise<void> => {
     const file = files[index]!;
     try {
-      const format = await detectFileFormat(file);
+      const format = await detectFileFormat(file, names[index]);
       const sha = await sha256File(file);
       const existing = await engine.catalog.getBySha(sha);
       if (existing) {
@@ -122,13 +120,13 @@ export async function ingestFiles(
       }
       inFlight.set(sha, index);
       const [pcm, tags, size] = await Promise.all([
-        decodeFile(file, { ffmpegPath: engine.config.ffmpegPath }),
+        decodeFile(file, { ffmpegPath: engine.config.ffmpegPath, label: names[index] }),
         readTags(file, names[index]),
         stat(file).then((s) => s.size),
       ]);
       const seconds = pcm.length / SAMPLE_RATE;
       if (seconds < MIN_QUERY_SECONDS) {
-        throw new AppError('AUDIO_TOO_SHORT', `${path.basename(file)}: ${seconds.toFixed(1)} s of audio; at least ${MIN_QUERY_SECONDS} s are needed`);
+        throw new AppError('AUDIO_TOO_SHORT', `${names[index]}: ${seconds.toFixed(1)} s of audio; at least ${MIN_QUERY_SECONDS} s are needed`);
       }
       const same = await engine.findSameRecording(pcm);
       if (same) {
@@ -152,7 +150,7 @@ export async function ingestFiles(
       batch.push({ index, item: { meta, fp, staged } });
       batchPostings += fp.hashes.length;
       progress.audioSeconds += seconds;
-      if (batchPostings >= BATCH_POSTINGS) await flush();
+      if (batchPostings >= engine.config.ingestBatchPostings) await flush();
     } catch (e) {
       const code = e instanceof AppError ? e.code : 'INTERNAL';
       outcomes[index] = { file, status: 'failed', code, message: (e as Error).message };

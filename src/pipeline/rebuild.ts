@@ -11,8 +11,6 @@ import { fingerprint, type Hashes } from './fingerprint.js';
 import { RawStore } from './raw-store.js';
 import { DataStore, swapInRebuild } from './store.js';
 
-const BATCH_POSTINGS = 2_000_000;
-
 export interface RebuildSummary {
   tracks: number;
   audioSeconds: number;
@@ -48,7 +46,7 @@ export async function rebuildIndex(config: Config, onProgress?: (done: number, t
           const fp = fingerprint(pcm, 'index');
           batch.push({ track: t.fpId, fp });
           postings += fp.hashes.length;
-          if (postings >= BATCH_POSTINGS) flush();
+          if (postings >= config.ingestBatchPostings) flush();
           onProgress?.(++done, tracks.length);
         }
       };

@@ -1,5 +1,5 @@
 // The LMDB environment of the fingerprint index, under DATA/index. A rebuild writes a complete
-// new environment beside it (DATA/index.rebuild), marks it complete, then swaps directories;
+// new environment beside it (DATA/index-rebuild), marks it complete, then swaps directories;
 // opening finishes or discards a swap that a crash interrupted, so the index is always whole.
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -37,7 +37,7 @@ export function swapInRebuild(dataDir: string): void {
 }
 
 function storeDirs(dataDir: string) {
-  return { current: path.join(dataDir, 'index'), rebuild: path.join(dataDir, 'index.rebuild'), old: path.join(dataDir, 'index.old') };
+  return { current: path.join(dataDir, 'index'), rebuild: path.join(dataDir, 'index-rebuild'), old: path.join(dataDir, 'index-old') };
 }
 
 function settleSwap(d: ReturnType<typeof storeDirs>): void {

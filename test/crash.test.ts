@@ -1,0 +1,78 @@
+// Crash consistency: a real `audio-ident ingest` process is killed (SIGKILL) at varied moments;
+// after each restart the catalog, the fingerprint index and the raw files must agree, and a final
+// run completes the ingest.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { Engine } from '../src/pipeline/engine.js';
+import { rng } from './corpus.js';
+import { smallCorpusSplit, tempDataDir, type Backend } from './fixtures.js';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
+
+function ingestProcess(dataDir: string, databaseUrl: string | undefined, files: string[]) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'DATABASE_URL'));
+  if (databaseUrl) env.DATABASE_URL = databaseUrl;
+  env.AUDIO_IDENT_LOG_LEVEL = 'warn';
+  // A commit per track, so that kills land between and inside commits, not only in decoding.
+  env.AUDIO_IDENT_INGEST_BATCH_POSTINGS = '1';
+  env.AUDIO_IDENT_CONCURRENCY = '1';
+  const child = spawn(process.execPath, [CLI, 'ingest', '--data-dir', dataDir, ...files], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, exited, output: () => out };
+}
+
+async function assertConsistent(engine: Engine, label: string): Promise<number> {
+  const { tracks } = await engine.catalog.list();
+  const indexed = new Set(engine.index.trackNumbers());
+  assert.deepEqual(await engine.catalog.unsettled(), [], `${label}: unsettled rows left`);
+  for (const t of tracks) {
+    assert.ok(indexed.has(t.fpId), `${label}: ${t.file_name} has no postings`);
+    assert.ok(existsSync(engine.raw.absolute(t.raw_path)), `${label}: ${t.file_name} has no raw file`);
+  }
+  assert.deepEqual([...indexed].sort(), tracks.map((t) => t.fpId).sort(), `${label}: postings without a track`);
+  assert.deepEqual((await engine.raw.published()).sort(), tracks.map((t) => t.raw_path).sort(), `${label}: raw files without a track`);
+  const staging = path.join(engine.config.dataDir, 'raw', '.staging');
+  assert.deepEqual(existsSync(staging) ? readdirSync(staging) : [], [], `${label}: staged files left`);
+  assert.equal(engine.stats().tracks, tracks.length, `${label}: index track count`);
+  return tracks.length;
+}
+
+for (const [backend, kills] of [['server', 6], ['embedded', 4]] as [Backend, number][]) {
+  test(`killing ingest at any moment leaves the ${backend} catalog, index and raw files in agreement`, async () => {
+    const { catalog } = await smallCorpusSplit();
+    const files = catalog.slice(0, 12).map((t) => t.file);
+    const config = await tempDataDir(backend);
+    const r = rng(backend === 'server' ? 11 : 12);
+    const seen: number[] = [];
+    for (let k = 0; k < kills; k++) {
+      const p = ingestProcess(config.dataDir, config.databaseUrl, files);
+      // From start-up (opening the stores) through decode to the commits of the batches.
+      const delay = 300 + r() * 4000;
+      const timer = setTimeout(() => p.child.kill('SIGKILL'), delay);
+      const code = await p.exited;
+      clearTimeout(timer);
+      const engine = await Engine.open(config);
+      try {
+        seen.push(await assertConsistent(engine, `kill ${k + 1} after ${delay.toFixed(0)} ms (exit ${code})`));
+      } finally {
+        await engine.close();
+      }
+    }
+    const final = ingestProcess(config.dataDir, config.databaseUrl, files);
+    assert.equal(await final.exited, 0, final.output());
+    const engine = await Engine.open(config);
+    try {
+      assert.equal(await assertConsistent(engine, 'after the final run'), files.length);
+    } finally {
+      await engine.close();
+    }
+    console.log(`${backend}: tracks committed when killed: ${seen.join(', ')}`);
+  });
+}
