@@ -1,9 +1,15 @@
-# The two commands of the README: `make test` (set-up + tests). The server arrives with the
-# catalog service; until then `make setup` prepares the CLI.
-.PHONY: setup test build native bench-accuracy clean
+# The two commands of the README: `make serve` (set-up, then the server on embedded defaults) and
+# `make test` (set-up, then every test).
+.PHONY: setup serve test build native bench-accuracy bench-search docker-up docker-down clean
+
+POSTGRES_MODE ?= docker
+QDRANT_MODE ?= docker
 
 setup:
 	scripts/setup.sh
+
+serve: setup
+	node dist/src/cli/main.js serve
 
 test: setup
 	node scripts/run-tests.mjs
@@ -12,10 +18,26 @@ build:
 	npm run build --silent
 
 native:
-	npx node-gyp rebuild --directory native
+	npm run install --silent
 
 bench-accuracy: setup
 	node dist/bench/accuracy.js
+
+bench-search: setup
+	node dist/bench/search.js
+
+# Services in Docker for those who want them (needs a Docker engine; nothing here requires it).
+# The app then needs DATABASE_URL=postgres://audio_ident:audio_ident@localhost:5432/audio_ident.
+docker-up:
+	@if [ "$(POSTGRES_MODE)" = "docker" ]; then \
+		docker compose --profile postgres up -d --wait && echo "PostgreSQL ready."; \
+	else echo "POSTGRES_MODE=$(POSTGRES_MODE): not starting PostgreSQL."; fi
+	@if [ "$(QDRANT_MODE)" = "docker" ]; then \
+		docker compose --profile qdrant up -d --wait && echo "Qdrant ready."; \
+	else echo "QDRANT_MODE=$(QDRANT_MODE): not starting Qdrant."; fi
+
+docker-down:
+	docker compose --profile postgres --profile qdrant down
 
 clean:
 	rm -rf dist native/build
