@@ -43,23 +43,14 @@ export interface DuplicateReport {
   confidence: number;
 }
 
-interface Row {
-  id: string;
+/** A `tracks` row as postgres.js returns it: the columns that differ from Track by name or type. */
+type Row = Omit<Track, 'fpId' | 'sha256' | 'raw_path' | 'file_size_bytes' | 'ingested_at'> & {
   fp_id: number;
-  title: string;
-  artist: string | null;
-  album: string | null;
-  duration_seconds: number;
-  sample_rate: number | null;
-  channels: number | null;
-  bitrate: number | null;
-  format: string;
-  file_name: string;
   file_hash_sha256: string;
-  file_size_bytes: string;
   file_path: string;
+  file_size_bytes: string;
   ingested_at: Date;
-}
+};
 
 const toTrack = (r: Row): Track => ({
   id: r.id,
