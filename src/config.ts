@@ -9,6 +9,7 @@ const EnvSchema = z.object({
   AUDIO_IDENT_LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   AUDIO_IDENT_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   AUDIO_IDENT_INGEST_BATCH_POSTINGS: z.coerce.number().int().min(1).default(1_000_000),
+  AUDIO_IDENT_MAX_SESSIONS: z.coerce.number().int().min(1).max(100000).default(200),
   AUDIO_IDENT_MAX_TRACK_UPLOAD_MB: z.coerce.number().int().min(1).max(4096).default(200),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
@@ -35,6 +36,8 @@ export interface Config {
   port: number;
   /** Largest track upload (search clips have their own fixed limit). */
   maxTrackUploadBytes: number;
+  /** Concurrent live listening sessions; more are refused with 1013 (try again later). */
+  maxSessions: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
@@ -55,5 +58,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     host: overrides.host ?? e.HOST,
     port: overrides.port ?? e.PORT,
     maxTrackUploadBytes: overrides.maxTrackUploadBytes ?? e.AUDIO_IDENT_MAX_TRACK_UPLOAD_MB * 2 ** 20,
+    maxSessions: overrides.maxSessions ?? e.AUDIO_IDENT_MAX_SESSIONS,
   };
 }

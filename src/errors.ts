@@ -15,6 +15,12 @@ const TABLE = {
   LANE_UNAVAILABLE: { http: 422, ws: 1008 },
   DATABASE_UNAVAILABLE: { http: 503, ws: 1011 },
   TIMEOUT: { http: 504, ws: 1011 },
+  PROTOCOL_ERROR: { http: 400, ws: 1008 },
+  CHUNK_TOO_LARGE: { http: 413, ws: 1009 },
+  TOO_FAST: { http: 429, ws: 4429 },
+  IDLE_TIMEOUT: { http: 408, ws: 4408 },
+  OVERLOADED: { http: 503, ws: 1013 },
+  SHUTTING_DOWN: { http: 503, ws: 1001 },
   INTERNAL: { http: 500, ws: 1011 },
 } as const satisfies Record<string, { http: number; ws: number }>;
 

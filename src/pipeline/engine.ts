@@ -151,6 +151,11 @@ export class Engine {
     return new VoteTable(this.matcher);
   }
 
+  /** Distinct aligned hashes a match needs (calibrated on non-catalog clips). */
+  get minAligned(): number {
+    return this.matcher.minAligned;
+  }
+
   /** Attaches catalog rows to matches; a match whose track is not visible (deleted) is dropped. */
   async resolve(matches: Match[]): Promise<TrackMatch[]> {
     const tracks = await this.catalog.byFpIds(matches.map((m) => m.fpId));

@@ -29,6 +29,8 @@ export interface Match {
   alignedHashes: number;
   /** 0.5 at the acceptance threshold, towards 1 as aligned evidence grows. */
   confidence: number;
+  /** Query frame of the earliest aligned hash: where the matched audio begins in the query. */
+  startFrame: number;
 }
 
 const OFFSET_BIAS = 2 ** 30;
@@ -50,12 +52,14 @@ export class VoteTable {
   private offset = new Int32Array(0);
   private queryTime = new Uint32Array(0);
   private hash = new Uint32Array(0);
+  /** Postings [first, n) are live; those before were dropped by dropBefore. */
+  private first = 0;
   private n = 0;
 
   constructor(private readonly cfg: MatcherConfig = DEFAULT_MATCHER) {}
 
   add(p: QueryPostings): void {
-    this.reserve(this.n + p.length);
+    this.reserve(p.length);
     this.track.set(p.track.subarray(0, p.length), this.n);
     this.offset.set(p.offset.subarray(0, p.length), this.n);
     this.queryTime.set(p.queryTime.subarray(0, p.length), this.n);
@@ -67,9 +71,34 @@ export class VoteTable {
     }
   }
 
-  /** The accepted matches, best first. */
-  best(max: number): Match[] {
-    const { toleranceFrames: tol, minAligned, minAnchors } = this.cfg;
+  /**
+   * Forgets the votes of postings whose query frame is before `frame`, so that a long stream is
+   * judged on its recent audio. Postings arrive roughly in time order; the scan stops at the
+   * first later one.
+   */
+  dropBefore(frame: number): void {
+    while (this.first < this.n && this.queryTime[this.first]! < frame) {
+      const k = voteKey(this.track[this.first]!, this.offset[this.first]!);
+      const c = this.votes.get(k)! - 1;
+      if (c) this.votes.set(k, c);
+      else this.votes.delete(k);
+      this.first++;
+    }
+    if (this.first > 4096 && this.first * 2 > this.n) this.compact();
+  }
+
+  /** Postings held (for bounding a session's memory). */
+  get size(): number {
+    return this.n - this.first;
+  }
+
+  /**
+   * The accepted matches, best first. `minAligned` lowers (or raises) the acceptance for this
+   * call, as live sessions do for provisional answers; confidence stays relative to the
+   * calibrated threshold.
+   */
+  best(max: number, minAligned = this.cfg.minAligned): Match[] {
+    const { toleranceFrames: tol, minAnchors } = this.cfg;
     // A window of 2*tol+1 offsets holding minAligned votes has one offset with at least
     // minAligned / (2*tol+1) of them: only windows around such offsets need a look.
     const seedMin = Math.ceil(minAligned / (2 * tol + 1));
@@ -98,7 +127,7 @@ export class VoteTable {
     }
     const aligned = new Map<Candidate, { anchors: Set<number>; hashes: Set<number>; offsets: number[] }>();
     for (const list of perTrack.values()) for (const c of list) aligned.set(c, { anchors: new Set(), hashes: new Set(), offsets: [] });
-    for (let i = 0; i < this.n; i++) {
+    for (let i = this.first; i < this.n; i++) {
       const list = perTrack.get(this.track[i]!);
       if (!list) continue;
       const o = this.offset[i]!;
@@ -122,13 +151,23 @@ export class VoteTable {
         offsetFrames: median,
         offsetSeconds: Math.max(0, median * FRAME_SECONDS),
         alignedHashes: hashes.size,
-        confidence: 1 - 0.5 ** (hashes.size / minAligned),
+        confidence: 1 - 0.5 ** (hashes.size / this.cfg.minAligned),
+        startFrame: Math.min(...anchors),
       });
     }
     return [...bestPerTrack.values()].sort((a, b) => b.alignedHashes - a.alignedHashes).slice(0, max);
   }
 
-  private reserve(n: number): void {
+  private compact(): void {
+    for (const a of [this.track, this.offset, this.queryTime, this.hash]) a.copyWithin(0, this.first, this.n);
+    this.n -= this.first;
+    this.first = 0;
+  }
+
+  private reserve(extra: number): void {
+    if (this.n + extra <= this.track.length) return;
+    if (this.first > 0) this.compact();
+    const n = this.n + extra;
     if (n <= this.track.length) return;
     const cap = Math.max(n, this.track.length * 2, 1024);
     const t = new Uint32Array(cap);

@@ -1,32 +1,42 @@
-// Runs the HTTP server until SIGTERM or SIGINT, then stops accepting, lets requests in flight
-// finish, and closes the stores.
+// Runs the HTTP server (REST API and live listening) until SIGTERM or SIGINT, then stops
+// accepting, closes listening sessions (1001), lets requests in flight finish, and closes the
+// stores.
 import type { AddressInfo } from 'node:net';
 import { serve as listen, type ServerType } from '@hono/node-server';
 import type { Config } from '../config.js';
 import { log } from '../log.js';
+import type { Server } from 'node:http';
 import { Engine } from '../pipeline/engine.js';
+import { DEFAULT_LIMITS, type ListenLimits } from '../stream/session.js';
+import { ListenService } from '../stream/transport.js';
 import { createApp } from './app.js';
+import { Metrics } from './metrics.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 export interface RunningServer {
   url: string;
   engine: Engine;
+  listen: ListenService;
   close(): Promise<void>;
 }
 
-export async function startServer(config: Config): Promise<RunningServer> {
+export async function startServer(config: Config, limits: Partial<ListenLimits> = {}): Promise<RunningServer> {
   let host = config.host;
   if (!config.apiKey && !LOOPBACK.has(host)) {
     log.warn('AUDIO_IDENT_API_KEY is not set: listening on 127.0.0.1 only, not on the HOST asked for', { host });
     host = '127.0.0.1';
   }
   const engine = await Engine.open(config);
-  const app = createApp(engine, config);
+  const metrics = new Metrics();
+  const app = createApp(engine, config, metrics);
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = listen({ fetch: app.fetch, hostname: host, port: config.port }, () => resolve(s));
     s.once('error', reject);
   });
+  const listenService = new ListenService(engine, server as Server, { ...DEFAULT_LIMITS, maxSessions: config.maxSessions, ...limits });
+  metrics.gauge('audio_ident_listen_sessions', 'Open live listening connections', () => listenService.stats().sessions);
+  metrics.gauge('audio_ident_listen_ffmpeg', 'ffmpeg processes of live sessions', () => listenService.stats().ffmpeg);
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info('listening', { url, catalog: engine.databaseKind, dataDir: config.dataDir, ingestAuth: config.apiKey ? 'api key' : 'none (localhost only)' });
@@ -34,8 +44,10 @@ export async function startServer(config: Config): Promise<RunningServer> {
   return {
     url,
     engine,
+    listen: listenService,
     close: () =>
       (closing ??= (async () => {
+        await listenService.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
           // Idle keep-alive connections would hold close() open; busy ones finish first.
