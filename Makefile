@@ -1,6 +1,6 @@
 # The two commands of the README: `make serve` (set-up, then the server on embedded defaults) and
 # `make test` (set-up, then every test).
-.PHONY: setup serve test build native bench-accuracy bench-search docker-up docker-down clean
+.PHONY: setup serve test build native bench-accuracy bench-search bench-stream docker-up docker-down clean
 
 POSTGRES_MODE ?= docker
 QDRANT_MODE ?= docker
@@ -25,6 +25,9 @@ bench-accuracy: setup
 
 bench-search: setup
 	node dist/bench/search.js
+
+bench-stream: setup
+	node dist/bench/stream.js
 
 # Services in Docker for those who want them (needs a Docker engine; nothing here requires it).
 # The app then needs DATABASE_URL=postgres://audio_ident:audio_ident@localhost:5432/audio_ident.

@@ -2,15 +2,13 @@
 // Ingests the full shared corpus with the CLI, starts `audio-ident serve` as its own process (the
 // deployment users run), then keeps C requests in flight (closed loop) with 5 s and 10 s
 // WebM/Opus clips, as browsers send them, and prints throughput and latency percentiles.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { CACHE_DIR, CONDITIONS, fetchCorpus, makeClip, pool, rng, type CorpusTrack } from '../test/corpus.js';
+import { CACHE_DIR, CONDITIONS, makeClip, pool, rng, type CorpusTrack } from '../test/corpus.js';
+import { serveFullCorpus } from './served.js';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 const { values } = parseArgs({
   options: {
     catalog: { type: 'string', default: 'embedded' },
@@ -26,47 +24,10 @@ const quantile = (a: number[], q: number) => {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 };
 
-function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'inherit', 'inherit'] });
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`audio-ident ${args[0]} exited with ${code}`))));
-  });
-}
-
-async function startServer(env: NodeJS.ProcessEnv): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, [CLI, 'serve'], { env: { ...env, PORT: '0', AUDIO_IDENT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    child.stderr!.on('data', (d) => {
-      buf += d;
-      const m = /"url":"([^"]+)"/.exec(buf);
-      if (m) resolve(m[1]!);
-    });
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${buf}`)));
-  });
-  return { url, child };
-}
-
 async function main() {
-  const corpus = await fetchCorpus('full');
-  const env: NodeJS.ProcessEnv = { ...process.env, AUDIO_IDENT_LOG_LEVEL: 'warn' };
-  let stopPg: (() => void) | undefined;
-  if (values.catalog === 'server' && !env.DATABASE_URL) {
-    // @ts-expect-error -- a plain .mjs script without types
-    const { startThrowawayPostgres } = await import('../../scripts/pg-throwaway.mjs');
-    const pg = (await startThrowawayPostgres()) as { url: string; stop: () => void };
-    env.DATABASE_URL = pg.url;
-    stopPg = pg.stop;
-  } else if (values.catalog === 'embedded') {
-    delete env.DATABASE_URL;
-  }
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'audio-ident-bench-search-'));
-  env.AUDIO_IDENT_DATA_DIR = dataDir;
-  let server: ChildProcess | undefined;
+  const served = await serveFullCorpus(values.catalog!);
+  const { corpus } = served;
   try {
-    console.error(`ingesting ${corpus.length} tracks into ${dataDir} (${values.catalog} catalog)`);
-    await runCli(['ingest', ...corpus.map((t) => t.file)], env);
-
     const opus = CONDITIONS.find((c) => c.name === 'Opus 32k WebM')!;
     const r = rng(7);
     const clips: Record<number, { file: string; truth: CorpusTrack; data: Buffer }[]> = { 5: [], 10: [] };
@@ -82,8 +43,7 @@ async function main() {
       });
     }
 
-    const s = await startServer(env);
-    server = s.child;
+    const s = served;
     const lines = [
       `Catalog: ${corpus.length} tracks (${values.catalog} PostgreSQL); clips WebM/Opus 32 kbit/s; closed loop, ${DURATION_S} s per row; server and load generator share this ${os.availableParallelism()}-core machine.`,
       '',
@@ -121,10 +81,7 @@ async function main() {
     }
     process.stdout.write(`\n${lines.join('\n')}\n`);
   } finally {
-    server?.kill('SIGTERM');
-    if (server) await new Promise((resolve) => server!.once('exit', resolve));
-    stopPg?.();
-    await rm(dataDir, { recursive: true, force: true });
+    await served.stop();
   }
 }
 

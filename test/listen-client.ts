@@ -11,8 +11,10 @@ export interface ListenResult {
   received: Received[];
   code: number;
   reason: string;
-  /** Audio seconds sent when each message arrived would need the pace: see sentSecondsAt. */
-  openedAt: number;
+  /** When each audio chunk was sent, ms since the socket opened. */
+  sentAt: number[];
+  /** Audio seconds per chunk. */
+  sliceSeconds: number;
 }
 
 export interface StreamOptions {
@@ -34,6 +36,7 @@ export function listen(url: string, o: StreamOptions): Promise<ListenResult> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url);
     const received: Received[] = [];
+    const sentAt: number[] = [];
     let openedAt = 0;
     let timer: NodeJS.Timeout | undefined;
     ws.on('open', () => {
@@ -50,6 +53,7 @@ export function listen(url: string, o: StreamOptions): Promise<ListenResult> {
           return;
         }
         ws.send(o.audio.subarray(at, at + per));
+        sentAt.push(performance.now() - openedAt);
         at += per;
         timer = setTimeout(tick, slice / (o.speed ?? 1));
       };
@@ -58,7 +62,7 @@ export function listen(url: string, o: StreamOptions): Promise<ListenResult> {
     ws.on('message', (data) => received.push({ at: performance.now() - openedAt, msg: JSON.parse(data.toString()) }));
     ws.on('close', (code, reason) => {
       clearTimeout(timer);
-      resolve({ received, code, reason: reason.toString(), openedAt });
+      resolve({ received, code, reason: reason.toString(), sentAt, sliceSeconds: (o.sliceMs ?? 250) / 1000 });
     });
     ws.on('error', reject);
   });

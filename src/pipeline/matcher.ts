@@ -46,8 +46,16 @@ interface Candidate {
 }
 const voteKey = (track: number, offset: number) => track * 2 ** 31 + (offset + OFFSET_BIAS);
 
+/**
+ * Offsets with at least this many votes are kept in a set, so that best() looks at those alone
+ * instead of every offset that a chance hit touched (most of a long stream's). A window of
+ * 2*tol+1 offsets with minAligned votes then always has a seed when minAligned >= 7 at tol 1.
+ */
+const HOT_VOTES = 3;
+
 export class VoteTable {
   private readonly votes = new Map<number, number>();
+  private readonly hot = new Set<number>();
   private track = new Uint32Array(0);
   private offset = new Int32Array(0);
   private queryTime = new Uint32Array(0);
@@ -67,7 +75,9 @@ export class VoteTable {
     this.n += p.length;
     for (let i = 0; i < p.length; i++) {
       const k = voteKey(p.track[i]!, p.offset[i]!);
-      this.votes.set(k, (this.votes.get(k) ?? 0) + 1);
+      const c = (this.votes.get(k) ?? 0) + 1;
+      this.votes.set(k, c);
+      if (c === HOT_VOTES) this.hot.add(k);
     }
   }
 
@@ -82,6 +92,7 @@ export class VoteTable {
       const c = this.votes.get(k)! - 1;
       if (c) this.votes.set(k, c);
       else this.votes.delete(k);
+      if (c < HOT_VOTES) this.hot.delete(k);
       this.first++;
     }
     if (this.first > 4096 && this.first * 2 > this.n) this.compact();
@@ -101,10 +112,10 @@ export class VoteTable {
     const { toleranceFrames: tol, minAnchors } = this.cfg;
     // A window of 2*tol+1 offsets holding minAligned votes has one offset with at least
     // minAligned / (2*tol+1) of them: only windows around such offsets need a look.
-    const seedMin = Math.ceil(minAligned / (2 * tol + 1));
+    const seedMin = Math.max(HOT_VOTES, Math.ceil(minAligned / (2 * tol + 1)));
     const windows: Candidate[] = [];
-    for (const [k, c] of this.votes) {
-      if (c < seedMin) continue;
+    for (const k of this.hot) {
+      if (this.votes.get(k)! < seedMin) continue;
       const track = Math.floor(k / 2 ** 31);
       const off = (k % 2 ** 31) - OFFSET_BIAS;
       for (let centre = off - tol; centre <= off + tol; centre++) {

@@ -6,6 +6,7 @@ import { serve as listen, type ServerType } from '@hono/node-server';
 import type { Config } from '../config.js';
 import { log } from '../log.js';
 import type { Server } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Engine } from '../pipeline/engine.js';
 import { DEFAULT_LIMITS, type ListenLimits } from '../stream/session.js';
 import { ListenService } from '../stream/transport.js';
@@ -37,6 +38,7 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
   const listenService = new ListenService(engine, server as Server, { ...DEFAULT_LIMITS, maxSessions: config.maxSessions, ...limits });
   metrics.gauge('audio_ident_listen_sessions', 'Open live listening connections', () => listenService.stats().sessions);
   metrics.gauge('audio_ident_listen_ffmpeg', 'ffmpeg processes of live sessions', () => listenService.stats().ffmpeg);
+  const loop = watchEventLoop(metrics);
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info('listening', { url, catalog: engine.databaseKind, dataDir: config.dataDir, ingestAuth: config.apiKey ? 'api key' : 'none (localhost only)' });
@@ -47,6 +49,7 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
     listen: listenService,
     close: () =>
       (closing ??= (async () => {
+        loop.stop();
         await listenService.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());
@@ -56,6 +59,23 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
         await engine.close();
       })()),
   };
+}
+
+// Event-loop delay over the last completed window, so that a scrape shows the present load.
+const LOOP_WINDOW_MS = 10_000;
+function watchEventLoop(metrics: Metrics): { stop(): void } {
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  let last = { p50: 0, p99: 0, max: 0 };
+  const timer = setInterval(() => {
+    last = { p50: h.percentile(50) / 1e9, p99: h.percentile(99) / 1e9, max: h.max / 1e9 };
+    h.reset();
+  }, LOOP_WINDOW_MS);
+  timer.unref();
+  for (const q of ['p50', 'p99', 'max'] as const) {
+    metrics.gauge(`audio_ident_event_loop_delay_${q}_seconds`, `Event-loop delay ${q} over the last ${LOOP_WINDOW_MS / 1000} s`, () => last[q]);
+  }
+  return { stop: () => (clearInterval(timer), h.disable()) };
 }
 
 /** `audio-ident serve`: runs until a signal. */

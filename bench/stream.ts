@@ -1,0 +1,198 @@
+// Live-listening benchmark
+// (npm run bench:stream [-- --levels 50,100,150,200] [-- --phases answers,capacity] [-- --catalog server]).
+// The catalog is the full shared corpus minus the 30 tracks the accuracy bench keeps out. Listeners
+// stream 12 s excerpts as WebM/Opus at real-time pace, in 250 ms slices as MediaRecorder sends them.
+//  1. Answers: every degradation of the accuracy bench, 30 excerpts each, plus 40 excerpts of
+//     kept-out tracks; 30 listeners at a time. Seconds of audio until the first correct answer
+//     (provisional or final) and until the final one; wrong finals.
+//  2. Capacity: N listeners at once for N in --levels: result lag (from sending the chunk whose
+//     audio completed the decision to receiving the result), the server's event-loop delay, and
+//     its CPU and memory per session (ffmpeg children included).
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { CACHE_DIR, CONDITIONS, makeClip, pool, rng, type CorpusTrack } from '../test/corpus.js';
+import { listen, results, type ListenResult } from '../test/listen-client.js';
+import { serveFullCorpus } from './served.js';
+
+const run = promisify(execFile);
+const { values } = parseArgs({
+  options: {
+    catalog: { type: 'string', default: 'embedded' },
+    levels: { type: 'string', default: '50,100,150,200' },
+    excerpts: { type: 'string', default: '30' },
+    phases: { type: 'string', default: 'answers,capacity' },
+  },
+});
+const phases = new Set(values.phases!.split(','));
+const CLIP_S = 12;
+const KEPT_OUT = 30;
+const quantile = (a: number[], q: number) => {
+  if (!a.length) return NaN;
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+};
+const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+
+interface Query {
+  cond: string;
+  truth: CorpusTrack | null;
+  start: number;
+  file: string;
+}
+
+/** A degraded excerpt as the WebM/Opus a browser would send. */
+async function webmClip(t: CorpusTrack, start: number, cond: (typeof CONDITIONS)[number]): Promise<string> {
+  const dir = path.join(CACHE_DIR, 'bench-stream', cond.name.replace(/\W+/g, '_'));
+  const clip = await makeClip(t.file, path.join(dir, `${t.name}-${start.toFixed(2)}.${cond.ext}`), start, CLIP_S, cond);
+  if (cond.ext === 'webm') return clip;
+  const out = clip.replace(/\.\w+$/, '.live.webm');
+  if (!existsSync(out)) await run('ffmpeg', ['-v', 'error', '-y', '-i', clip, '-c:a', 'libopus', '-b:a', '32k', out]);
+  return out;
+}
+
+/** Server CPU seconds (itself and its reaped children) and resident memory (with live children). */
+function serverUsage(pid: number): { cpu: number; rssMb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = [11, 12, 13, 14].reduce((a, i) => a + Number(stat[i]), 0); // utime stime cutime cstime
+  const rss = (p: number) => {
+    try {
+      return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+    } catch {
+      return 0;
+    }
+  };
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    /* no children file */
+  }
+  return { cpu: ticks / 100, rssMb: rss(pid) + children.reduce((a, c) => a + rss(c), 0) };
+}
+
+async function scrape(url: string): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out: Record<string, number> = {};
+  for (const m of text.matchAll(/^(audio_ident_event_loop_delay_\w+|audio_ident_listen_\w+) (\S+)$/gm)) out[m[1]!] = Number(m[2]);
+  return out;
+}
+
+/** Lag of each result: receive time minus the send time of the chunk that completed its audio. */
+function lags(r: ListenResult): number[] {
+  return r.received
+    .filter((x) => x.msg.type === 'result' || x.msg.type === 'no_match')
+    .map((x) => {
+      const heard = x.msg.heard_seconds as number;
+      const chunk = Math.min(r.sentAt.length - 1, Math.max(0, Math.ceil(heard / r.sliceSeconds) - 1));
+      return Math.max(0, x.at - r.sentAt[chunk]!);
+    });
+}
+
+async function main() {
+  const served = await serveFullCorpus(values.catalog!, (all) => {
+    const r = rng(20261121);
+    const shuffled = all.map((t) => ({ t, k: r() })).sort((a, b) => a.k - b.k).map((x) => x.t);
+    return shuffled.slice(KEPT_OUT);
+  });
+  try {
+    const inCatalog = new Set(served.corpus.map((t) => t.name));
+    const { fetchCorpus } = await import('../test/corpus.js');
+    const keptOut = (await fetchCorpus('full')).filter((t) => !inCatalog.has(t.name));
+    const wsUrl = `${served.url.replace('http', 'ws')}/api/v1/listen`;
+    const r = rng(424242);
+    const n = Number(values.excerpts);
+    const queries: Query[] = [];
+    const pickFrom = (ts: CorpusTrack[]) => {
+      const t = ts[Math.floor(r() * ts.length)]!;
+      return { t, start: r() * (t.duration - CLIP_S - 1) };
+    };
+    const excerpts = Array.from({ length: n }, () => pickFrom(served.corpus));
+    for (const cond of CONDITIONS) for (const e of excerpts) queries.push({ cond: cond.name, truth: e.t, start: e.start, file: '' });
+    for (const cond of [CONDITIONS[0]!, CONDITIONS[1]!]) for (let i = 0; i < 20; i++) {
+      const e = pickFrom(keptOut);
+      queries.push({ cond: `${cond.name} (not in catalog)`, truth: null, start: e.start, file: '' });
+      (queries.at(-1) as Query & { src?: CorpusTrack }).src = e.t;
+    }
+    let made = 0;
+    await pool(queries, os.availableParallelism(), async (q) => {
+      const cond = CONDITIONS.find((c) => q.cond.startsWith(c.name))!;
+      q.file = await webmClip(q.truth ?? (q as Query & { src: CorpusTrack }).src, q.start, cond);
+      if (++made % 50 === 0) console.error(`clips ${made}/${queries.length}`);
+    });
+
+    // 1. Answers.
+    const outcome = new Map<Query, ListenResult>();
+    let done = 0;
+    await pool(phases.has('answers') ? queries : [], 30, async (q) => {
+      outcome.set(q, await listen(wsUrl, { start: { type: 'start', format: 'webm-opus' }, audio: await readFile(q.file), seconds: CLIP_S }));
+      if (++done % 30 === 0) console.error(`sessions ${done}/${queries.length}`);
+    });
+    const lines = [
+      `Catalog: ${served.corpus.length} tracks (${values.catalog} PostgreSQL); ${CLIP_S} s excerpts streamed as WebM/Opus 32 kbit/s in 250 ms slices at real-time pace; 30 listeners at a time.`,
+      '',
+      '| condition | answered right (final) | first right answer: median / p90 s of audio | right final: median / p90 s | wrong finals |',
+      '|---|---|---|---|---|',
+    ];
+    for (const cond of phases.has('answers') ? [...new Set(queries.map((q) => q.cond))] : []) {
+      const qs = queries.filter((q) => q.cond === cond);
+      const first: number[] = [];
+      const final: number[] = [];
+      let wrong = 0;
+      for (const q of qs) {
+        const rs = results(outcome.get(q)!);
+        const right = (x: (typeof rs)[number]) => q.truth !== null && x.matches[0]?.track.file_name === q.truth.name && Math.abs(x.matches[0]!.offset_seconds - q.start) <= 1;
+        const f = rs.find(right);
+        if (f) first.push(f.heard_seconds);
+        const fin = rs.find((x) => x.status === 'final');
+        if (fin && right(fin)) final.push(fin.heard_seconds);
+        if (rs.some((x) => x.status === 'final' && !(q.truth && x.matches[0]?.track.file_name === q.truth.name))) wrong++;
+      }
+      lines.push(`| ${cond} | ${qs[0]!.truth ? `${final.length}/${qs.length}` : '-'} | ${qs[0]!.truth ? `${fmt(quantile(first, 0.5))} / ${fmt(quantile(first, 0.9))}` : '-'} | ${qs[0]!.truth ? `${fmt(quantile(final, 0.5))} / ${fmt(quantile(final, 0.9))}` : '-'} | ${wrong} / ${qs.length} |`);
+    }
+    console.error(lines.join('\n'));
+
+    // 2. Capacity.
+    const pid = served.server.pid!;
+    lines.push('', '| listeners at once | sessions ended normally | result lag p50 / p95 / p99 ms | event-loop delay p50 / p99 / max ms | server CPU per session | server memory per session |', '|---|---|---|---|---|---|');
+    const mixed = queries.filter((q) => q.truth);
+    const payloads = await Promise.all(mixed.map((q) => readFile(q.file)));
+    for (const level of phases.has('capacity') ? values.levels!.split(',').map(Number) : []) {
+      const before = serverUsage(pid);
+      const t0 = performance.now();
+      let peakRss = 0;
+      let loop: Record<string, number> = {};
+      const sampler = setInterval(() => {
+        peakRss = Math.max(peakRss, serverUsage(pid).rssMb);
+      }, 1000);
+      // Scrape the event-loop window that covers the steady middle of the level.
+      const probe = setTimeout(() => void scrape(served.url).then((m) => (loop = m)), 11_500);
+      const runs = await Promise.all(
+        Array.from({ length: level }, async (_, i) => {
+          await new Promise((res) => setTimeout(res, (2000 * i) / level)); // staggered over 2 s
+          return listen(wsUrl, { start: { type: 'start', format: 'webm-opus' }, audio: payloads[i % payloads.length]!, seconds: CLIP_S });
+        }),
+      );
+      clearInterval(sampler);
+      clearTimeout(probe);
+      const wall = (performance.now() - t0) / 1000;
+      const after = serverUsage(pid);
+      const all = runs.flatMap(lags);
+      const ok = runs.filter((x) => x.code === 1000).length;
+      const cpuShare = (after.cpu - before.cpu) / wall / level;
+      lines.push(
+        `| ${level} | ${ok}/${level} | ${fmt(quantile(all, 0.5), 0)} / ${fmt(quantile(all, 0.95), 0)} / ${fmt(quantile(all, 0.99), 0)} | ${fmt((loop.audio_ident_event_loop_delay_p50_seconds ?? NaN) * 1000, 0)} / ${fmt((loop.audio_ident_event_loop_delay_p99_seconds ?? NaN) * 1000, 0)} / ${fmt((loop.audio_ident_event_loop_delay_max_seconds ?? NaN) * 1000, 0)} | ${fmt(cpuShare * 100, 2)}% of a core | ${fmt((peakRss - before.rssMb) / level, 1)} MB |`,
+      );
+      console.error(lines.at(-1));
+      await new Promise((res) => setTimeout(res, 3000));
+    }
+    process.stdout.write(`\n${lines.join('\n')}\n`);
+  } finally {
+    await served.stop();
+  }
+}
+
+await main();
