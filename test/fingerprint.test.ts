@@ -14,7 +14,7 @@ test('real music gives a dense set of hashes', async () => {
   const fp = fingerprint(pcm, 'index');
   const perSecond = fp.hashes.length / (pcm.length / SAMPLE_RATE);
   assert.ok(perSecond > 50 && perSecond < 400, `hashes per second: ${perSecond}`);
-  for (let i = 1; i < fp.times.length; i++) assert.ok(fp.times[i]! >= fp.times[i - 1]!, 'anchor times ascend');
+  assert.ok(fp.times.every((t) => t <= pcm.length / 512 + 1), 'anchor times lie within the signal');
 });
 
 test('a stream pushed in pieces of any size gives exactly the hashes of the whole signal', async () => {
@@ -31,14 +31,8 @@ test('a stream pushed in pieces of any size gives exactly the hashes of the whol
       at += n;
     }
     parts.push(s.end());
-    const streamed = concatHashes(parts);
-    if (profile === 'index') {
-      assert.deepEqual(streamed.hashes, whole.hashes);
-      assert.deepEqual(streamed.times, whole.times);
-    } else {
-      // Phases interleave by block, so only the set of (time, hash) pairs is fixed.
-      assert.deepEqual(pairs(streamed), pairs(whole));
-    }
+    // Each pair is emitted as soon as it is decided, so only the set of (time, hash) pairs is fixed.
+    assert.deepEqual(pairs(concatHashes(parts)), pairs(whole));
   }
 });
 
@@ -51,8 +45,7 @@ test('a signal delayed by whole hops gives the same hashes, shifted by that many
     const delayed = new Float32Array(pcm.length + hops * PROFILES.query.hop);
     delayed.set(pcm, hops * PROFILES.query.hop);
     const d = fingerprint(delayed, 'query');
-    assert.deepEqual(d.hashes, whole.hashes);
-    assert.deepEqual(Array.from(d.times), Array.from(whole.times, (t) => t + hops));
+    assert.deepEqual(pairs(d), pairs({ hashes: whole.hashes, times: Uint32Array.from(whole.times, (t) => t + hops) }));
   }
 });
 

@@ -163,46 +163,50 @@ void Extractor::selectPeaks(int32_t candidatesDone) {
         if (++stronger >= cfg_.rankKeep) break;
       }
     }
-    if (stronger < cfg_.rankKeep) peaks_.push_back({cand.t, cand.f});
+    if (stronger < cfg_.rankKeep) peaks_.push_back({cand.t, cand.f, 0, 0, false});
   }
   peaksDone_ = decidable;
   while (!candidates_.empty() && candidates_.front().t < peaksDone_ - W) candidates_.pop_front();
 }
 
 void Extractor::emitHashes(int32_t finalBefore, bool ended, Output& out) {
-  // Pair each anchor with the earliest peaks of its zone. An anchor is emitted once its fanout
-  // is reached with peaks that are all final, or once its whole zone is final.
-  while (!peaks_.empty()) {
-    const Peak a = peaks_.front();
+  // Every peak in peaks_ is final. A pair (anchor, target) is decided as soon as its target is:
+  // the anchor's earliest `fanout` targets depend only on the peaks before them. So each anchor
+  // pairs with the targets known so far and waits only for the ones still to come; an anchor
+  // with few targets no longer holds back the anchors after it. (The set of hashes does not
+  // depend on how the input is split; their order may.)
+  const uint64_t base = peaksPopped_;
+  for (size_t i = 0; i < peaks_.size(); i++) {
+    Peak& a = peaks_[i];
+    if (a.done) continue;
     const int32_t zoneEnd = a.t + cfg_.dtMax;
-    int found = 0;
-    size_t scanned = 1;
-    const size_t startOut = out.hashes.size();
-    for (; scanned < peaks_.size(); scanned++) {
-      const Peak& b = peaks_[scanned];
-      if (b.t > zoneEnd) break;
+    size_t j = a.next > base + i ? static_cast<size_t>(a.next - base) : i + 1;
+    for (; j < peaks_.size(); j++) {
+      const Peak& b = peaks_[j];
+      if (b.t > zoneEnd) {
+        a.done = true;
+        break;
+      }
       const int dt = b.t - a.t;
       const int df = b.f - a.f;
       if (dt < 1 || df < -cfg_.dfMax || df > cfg_.dfMax) continue;
       const uint32_t f1 = static_cast<uint32_t>(a.f - cfg_.binLo);
-      const uint32_t h = (f1 << (kDfBits + kDtBits)) |
-                         (static_cast<uint32_t>(df + (1 << (kDfBits - 1))) << kDtBits) |
-                         static_cast<uint32_t>(dt);
-      out.hashes.push_back(h);
+      out.hashes.push_back((f1 << (kDfBits + kDtBits)) |
+                           (static_cast<uint32_t>(df + (1 << (kDfBits - 1))) << kDtBits) |
+                           static_cast<uint32_t>(dt));
       out.times.push_back(static_cast<uint32_t>(a.t));
-      if (++found == cfg_.fanout) break;
+      if (++a.found == cfg_.fanout) {
+        a.done = true;
+        break;
+      }
     }
-    // Peaks in frames < finalBefore are all known; the scan above is complete when it stopped
-    // on the fanout, on a peak past the zone, or when the zone lies wholly in the final part.
-    const bool complete = ended || found == cfg_.fanout ||
-                          (scanned < peaks_.size() && peaks_[scanned].t > zoneEnd) ||
-                          zoneEnd < finalBefore;
-    if (!complete) {
-      out.hashes.resize(startOut);
-      out.times.resize(startOut);
-      return;
-    }
+    a.next = base + j;
+    // No peak past the zone yet, but the zone lies wholly in the final part: nothing more comes.
+    if (!a.done && (ended || zoneEnd < finalBefore)) a.done = true;
+  }
+  while (!peaks_.empty() && peaks_.front().done) {
     peaks_.pop_front();
+    peaksPopped_++;
   }
 }
 

@@ -52,7 +52,8 @@ class Extractor {
 
  private:
   struct Candidate { int32_t t; int16_t f; float strength; };
-  struct Peak { int32_t t; int16_t f; };
+  // A peak, and as an anchor: how far its targets have been scanned and how many it paired with.
+  struct Peak { int32_t t; int16_t f; int16_t found; uint32_t next; bool done; };
 
   void processFrame(const float* frame);
   void detectCandidates(int32_t c);
@@ -74,6 +75,7 @@ class Extractor {
   int32_t peaksDone_ = 0;              // peak selection final for all frames below this
   std::deque<Candidate> candidates_;
   std::deque<Peak> peaks_;
+  uint64_t peaksPopped_ = 0;           // peaks retired from the front of peaks_ so far
   bool ended_ = false;
 };
 

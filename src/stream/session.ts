@@ -40,7 +40,7 @@ export const DEFAULT_LIMITS: ListenLimits = {
 
 /** Evidence is judged on this much recent audio: a change of track shows within it. */
 const WINDOW_SECONDS = 8;
-const EVAL_EVERY_SECONDS = 0.5;
+const EVAL_EVERY_SECONDS = 0.25;
 const POSITION_EVERY_SECONDS = 1;
 const PROVISIONAL_FRACTION = 0.5;
 /** The leader must have this many times the runner-up's aligned hashes. */
