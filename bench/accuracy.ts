@@ -15,10 +15,10 @@ import { fingerprint } from '../src/pipeline/fingerprint.js';
 import { ingestFiles } from '../src/pipeline/ingest.js';
 import { DEFAULT_MATCHER } from '../src/pipeline/matcher.js';
 import { ProgressBar } from '../src/cli/progress.js';
-import { CACHE_DIR, CONDITIONS, fetchCorpus, makeClip, pool, rng, type CorpusTrack } from '../test/corpus.js';
+import { CACHE_DIR, CONDITIONS, fetchCorpus, keepOut, KEPT_OUT, makeClip, pool, rng, SPLIT_SEED, type CorpusTrack } from '../test/corpus.js';
+import { median, quantile } from './stats.js';
 
 const CLIP_SECONDS = 5;
-const KEPT_OUT = 30;
 const NEGATIVES = 200;
 const OFFSET_TOLERANCE = 0.5;
 
@@ -41,18 +41,12 @@ interface Scored {
   cpuMs: number;
 }
 
-const median = (a: number[]) => quantile(a, 0.5);
-function quantile(a: number[], q: number): number {
-  const s = [...a].sort((x, y) => x - y);
-  return s.length ? s[Math.min(s.length - 1, Math.floor(q * s.length))]! : NaN;
-}
-
 async function main() {
   const corpus = await fetchCorpus('full');
-  const r = rng(20261121);
-  const shuffled = corpus.map((t) => ({ t, k: r() })).sort((a, b) => a.k - b.k).map((x) => x.t);
-  const keptOut = shuffled.slice(0, KEPT_OUT);
-  const catalog = shuffled.slice(KEPT_OUT).sort((a, b) => a.name.localeCompare(b.name));
+  const r = rng(SPLIT_SEED);
+  const split = keepOut(corpus, KEPT_OUT, r);
+  const keptOut = split.keptOut;
+  const catalog = split.catalog.sort((a, b) => a.name.localeCompare(b.name));
 
   // Excerpt positions are drawn once; each condition degrades the same excerpts.
   const excerpts: { truth: CorpusTrack | null; src: CorpusTrack; start: number }[] = [];

@@ -6,8 +6,9 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CACHE_DIR, CONDITIONS, makeClip, pool, rng, type CorpusTrack } from '../test/corpus.js';
-import { serveFullCorpus } from './served.js';
+import { CACHE_DIR, CONDITIONS, fetchCorpus, makeClip, pool, rng, type CorpusTrack } from '../test/corpus.js';
+import { serveCorpus } from './served.js';
+import { quantile } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -19,14 +20,9 @@ const { values } = parseArgs({
 const DURATION_S = Number(values.seconds);
 const LEVELS = values.concurrency!.split(',').map(Number);
 
-const quantile = (a: number[], q: number) => {
-  const s = [...a].sort((x, y) => x - y);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-};
-
 async function main() {
-  const served = await serveFullCorpus(values.catalog!);
-  const { corpus } = served;
+  const corpus = await fetchCorpus('full');
+  const served = await serveCorpus(values.catalog!, corpus);
   try {
     const opus = CONDITIONS.find((c) => c.name === 'Opus 32k WebM')!;
     const r = rng(7);

@@ -1,17 +1,16 @@
-// A served catalog of the full shared corpus for the load benchmarks: ingested with the CLI, then
-// `audio-ident serve` as its own process, the deployment users run.
+// A served catalog for the load benchmarks: tracks of the shared corpus ingested with the CLI,
+// then `audio-ident serve` as its own process, the deployment users run.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fetchCorpus, type CorpusTrack } from '../test/corpus.js';
+import type { CorpusTrack } from '../test/corpus.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
 export interface Served {
   url: string;
-  corpus: CorpusTrack[];
   server: ChildProcess;
   stop(): Promise<void>;
 }
@@ -23,12 +22,8 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   });
 }
 
-/**
- * `catalog`: 'embedded' (the default deployment) or 'server' (DATABASE_URL, else a throwaway
- * cluster). `pick` chooses the tracks to ingest (all by default).
- */
-export async function serveFullCorpus(catalog: string, pick: (all: CorpusTrack[]) => CorpusTrack[] = (all) => all): Promise<Served> {
-  const corpus = pick(await fetchCorpus('full'));
+/** `catalog`: 'embedded' (the default deployment) or 'server' (DATABASE_URL, else a throwaway cluster). */
+export async function serveCorpus(catalog: string, corpus: CorpusTrack[]): Promise<Served> {
   const env: NodeJS.ProcessEnv = { ...process.env, AUDIO_IDENT_LOG_LEVEL: 'warn' };
   let stopPg: (() => void) | undefined;
   if (catalog === 'server' && !env.DATABASE_URL) {
@@ -61,7 +56,6 @@ export async function serveFullCorpus(catalog: string, pick: (all: CorpusTrack[]
     });
     return {
       url,
-      corpus,
       server,
       stop: async () => {
         server.kill('SIGTERM');

@@ -14,9 +14,10 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { CACHE_DIR, CONDITIONS, makeClip, pool, rng, type CorpusTrack } from '../test/corpus.js';
+import { CACHE_DIR, CONDITIONS, fetchCorpus, keepOut, KEPT_OUT, makeClip, pool, rng, SPLIT_SEED, type CorpusTrack } from '../test/corpus.js';
 import { listen, results, type ListenResult } from '../test/listen-client.js';
-import { serveFullCorpus } from './served.js';
+import { serveCorpus } from './served.js';
+import { quantile } from './stats.js';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
@@ -29,17 +30,13 @@ const { values } = parseArgs({
 });
 const phases = new Set(values.phases!.split(','));
 const CLIP_S = 12;
-const KEPT_OUT = 30;
-const quantile = (a: number[], q: number) => {
-  if (!a.length) return NaN;
-  const s = [...a].sort((x, y) => x - y);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-};
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 interface Query {
   cond: string;
+  /** The catalog track the excerpt comes from; null for kept-out material. */
   truth: CorpusTrack | null;
+  src: CorpusTrack;
   start: number;
   file: string;
 }
@@ -93,15 +90,9 @@ function lags(r: ListenResult): number[] {
 }
 
 async function main() {
-  const served = await serveFullCorpus(values.catalog!, (all) => {
-    const r = rng(20261121);
-    const shuffled = all.map((t) => ({ t, k: r() })).sort((a, b) => a.k - b.k).map((x) => x.t);
-    return shuffled.slice(KEPT_OUT);
-  });
+  const { catalog, keptOut } = keepOut(await fetchCorpus('full'), KEPT_OUT, rng(SPLIT_SEED));
+  const served = await serveCorpus(values.catalog!, catalog);
   try {
-    const inCatalog = new Set(served.corpus.map((t) => t.name));
-    const { fetchCorpus } = await import('../test/corpus.js');
-    const keptOut = (await fetchCorpus('full')).filter((t) => !inCatalog.has(t.name));
     const wsUrl = `${served.url.replace('http', 'ws')}/api/v1/listen`;
     const r = rng(424242);
     const n = Number(values.excerpts);
@@ -110,17 +101,16 @@ async function main() {
       const t = ts[Math.floor(r() * ts.length)]!;
       return { t, start: r() * (t.duration - CLIP_S - 1) };
     };
-    const excerpts = Array.from({ length: n }, () => pickFrom(served.corpus));
-    for (const cond of CONDITIONS) for (const e of excerpts) queries.push({ cond: cond.name, truth: e.t, start: e.start, file: '' });
+    const excerpts = Array.from({ length: n }, () => pickFrom(catalog));
+    for (const cond of CONDITIONS) for (const e of excerpts) queries.push({ cond: cond.name, truth: e.t, src: e.t, start: e.start, file: '' });
     for (const cond of [CONDITIONS[0]!, CONDITIONS[1]!]) for (let i = 0; i < 20; i++) {
       const e = pickFrom(keptOut);
-      queries.push({ cond: `${cond.name} (not in catalog)`, truth: null, start: e.start, file: '' });
-      (queries.at(-1) as Query & { src?: CorpusTrack }).src = e.t;
+      queries.push({ cond: `${cond.name} (not in catalog)`, truth: null, src: e.t, start: e.start, file: '' });
     }
     let made = 0;
     await pool(queries, os.availableParallelism(), async (q) => {
       const cond = CONDITIONS.find((c) => q.cond.startsWith(c.name))!;
-      q.file = await webmClip(q.truth ?? (q as Query & { src: CorpusTrack }).src, q.start, cond);
+      q.file = await webmClip(q.src, q.start, cond);
       if (++made % 50 === 0) console.error(`clips ${made}/${queries.length}`);
     });
 
@@ -132,7 +122,7 @@ async function main() {
       if (++done % 30 === 0) console.error(`sessions ${done}/${queries.length}`);
     });
     const lines = [
-      `Catalog: ${served.corpus.length} tracks (${values.catalog} PostgreSQL); ${CLIP_S} s excerpts streamed as WebM/Opus 32 kbit/s in 250 ms slices at real-time pace; 30 listeners at a time.`,
+      `Catalog: ${catalog.length} tracks (${values.catalog} PostgreSQL); ${CLIP_S} s excerpts streamed as WebM/Opus 32 kbit/s in 250 ms slices at real-time pace; 30 listeners at a time.`,
       '',
       '| condition | answered right (final) | first right answer: median / p90 s of audio | right final: median / p90 s | wrong finals |',
       '|---|---|---|---|---|',

@@ -70,6 +70,19 @@ export async function makeClip(src: string, out: string, start: number, seconds:
   return out;
 }
 
+/** The benchmarks' split: tracks kept out of the catalog as non-catalog material, and its seed. */
+export const KEPT_OUT = 30;
+export const SPLIT_SEED = 20261121;
+
+/**
+ * Shuffles the corpus with `r` and keeps the first `n` tracks out of the catalog, as
+ * non-catalog material: the accuracy and live benchmarks share this split.
+ */
+export function keepOut(tracks: CorpusTrack[], n: number, r: () => number): { catalog: CorpusTrack[]; keptOut: CorpusTrack[] } {
+  const shuffled = tracks.map((t) => ({ t, k: r() })).sort((a, b) => a.k - b.k).map((x) => x.t);
+  return { keptOut: shuffled.slice(0, n), catalog: shuffled.slice(n) };
+}
+
 /** Deterministic pseudo-random numbers (mulberry32), so every run draws the same excerpts. */
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -82,14 +95,4 @@ export function rng(seed: number): () => number {
   };
 }
 
-export async function pool<T>(items: T[], concurrency: number, fn: (item: T, i: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await fn(items[i]!, i);
-      }
-    }),
-  );
-}
+export { pool } from '../src/pool.js';

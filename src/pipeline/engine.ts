@@ -189,15 +189,20 @@ export class Engine {
     await this.catalog.deleteRows(tracks.map((t) => t.id));
   }
 
-  /** Settles what crashed processes left behind (see the top of this file). */
+  /**
+   * Settles what crashed processes left behind (see the top of this file). The write order leaves
+   * orphan postings or files only beside such evidence (rows not settled, staged copies of dead
+   * processes), so the full sweep of the stores runs only then, not on every start.
+   */
   private async settle(): Promise<void> {
     const unsettled = (await this.catalog.unsettled()).filter((r) => r.status === 'deleting' || !r.owner || ownerGone(r.owner));
     await this.undo(unsettled);
+    const staged = await this.raw.removeStaleStaging();
+    if (unsettled.length === 0 && staged === 0) return;
     // Stores are listed before the catalog's references: whatever they held then had its row
     // already, so a concurrent ingest's fresh postings and files are never taken for orphans.
     const indexed = this.index.trackNumbers();
     const files = await this.raw.published();
-    const staged = await this.raw.removeStaleStaging();
     const refs = await this.catalog.references();
     const orphanTracks = indexed.filter((n) => !refs.fpIds.has(n));
     const orphanFiles = files.filter((f) => !refs.rawPaths.has(f));
@@ -205,7 +210,6 @@ export class Engine {
       for (const n of orphanTracks) this.index.remove(n);
     });
     for (const f of orphanFiles) await this.raw.remove(f);
-    const settled = { rows: unsettled.length, postings: orphanTracks.length, files: orphanFiles.length, staged };
-    if (settled.rows + settled.postings + settled.files + settled.staged > 0) log.info('settled an interrupted ingest or deletion', settled);
+    log.info('settled an interrupted ingest or deletion', { rows: unsettled.length, postings: orphanTracks.length, files: orphanFiles.length, staged });
   }
 }

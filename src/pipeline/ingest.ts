@@ -4,6 +4,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../errors.js';
+import { pool } from '../pool.js';
 import type { Track } from '../catalog/catalog.js';
 import { decodeFile, detectFileFormat, SAMPLE_RATE } from './decode.js';
 import type { Engine, PreparedTrack } from './engine.js';
@@ -161,11 +162,7 @@ export async function ingestFiles(
     }
   };
 
-  let next = 0;
-  const worker = async () => {
-    while (next < files.length) await prepare(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(engine.config.concurrency, files.length) }, worker));
+  await pool(files, engine.config.concurrency, (_, i) => prepare(i));
   await flush();
 
   const list = outcomes.filter(Boolean);

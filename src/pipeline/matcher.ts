@@ -98,11 +98,6 @@ export class VoteTable {
     if (this.first > 4096 && this.first * 2 > this.n) this.compact();
   }
 
-  /** Postings held (for bounding a session's memory). */
-  get size(): number {
-    return this.n - this.first;
-  }
-
   /**
    * The accepted matches, best first. `minAligned` lowers (or raises) the acceptance for this
    * call, as live sessions do for provisional answers; confidence stays relative to the

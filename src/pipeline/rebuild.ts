@@ -10,6 +10,7 @@ import { FingerprintIndex } from './fingerprint-index.js';
 import { fingerprint, type Hashes } from './fingerprint.js';
 import { RawStore } from './raw-store.js';
 import { DataStore, swapInRebuild } from './store.js';
+import { pool } from '../pool.js';
 
 export interface RebuildSummary {
   tracks: number;
@@ -36,21 +37,16 @@ export async function rebuildIndex(config: Config, onProgress?: (done: number, t
         postings = 0;
         store.transaction(() => index.add(b));
       };
-      let next = 0;
       let done = 0;
-      const worker = async () => {
-        while (next < tracks.length) {
-          const t = tracks[next++]!;
-          const pcm = await decodeFile(raw.absolute(t.raw_path), { ffmpegPath: config.ffmpegPath });
-          audioSeconds += pcm.length / SAMPLE_RATE;
-          const fp = fingerprint(pcm, 'index');
-          batch.push({ track: t.fpId, fp });
-          postings += fp.hashes.length;
-          if (postings >= config.ingestBatchPostings) flush();
-          onProgress?.(++done, tracks.length);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(config.concurrency, tracks.length) }, worker));
+      await pool(tracks, config.concurrency, async (t) => {
+        const pcm = await decodeFile(raw.absolute(t.raw_path), { ffmpegPath: config.ffmpegPath });
+        audioSeconds += pcm.length / SAMPLE_RATE;
+        const fp = fingerprint(pcm, 'index');
+        batch.push({ track: t.fpId, fp });
+        postings += fp.hashes.length;
+        if (postings >= config.ingestBatchPostings) flush();
+        onProgress?.(++done, tracks.length);
+      });
       flush();
     } finally {
       await store.close();

@@ -81,7 +81,7 @@ export class ListenSession {
     this.decoder = createDecoder(start.format, start.sample_rate, { pcm: (x) => this.onPcm(x), error: (e) => this.fail(e) }, engine.config.ffmpegPath);
   }
 
-  get heardSeconds(): number {
+  private get heardSeconds(): number {
     return this.samples / SAMPLE_RATE;
   }
 
