@@ -11,7 +11,8 @@ setup:
 serve: setup
 	node dist/src/cli/main.js serve
 
-test: setup
+test:
+	scripts/setup.sh --tests
 	node scripts/run-tests.mjs
 
 build:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what audio-ident needs on a fresh Debian/Ubuntu machine: ffmpeg (decoding), sox (the
 # shared degrade.sh used by tests and benches), PostgreSQL server binaries (tests), the npm
-# packages, the native addon (built from source by node-gyp during npm install) and the
-# TypeScript build. Safe to run again.
+# packages, the native addon (built from source by node-gyp during npm install), the TypeScript
+# build and the web client (Vite, into dist/web). With --tests also Debian's chromium, the real
+# browser the web client's tests drive (never a browser downloaded by Playwright). Safe to run
+# again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,7 @@ command -v g++ >/dev/null || need+=(g++ make python3)
 # The tests run the catalog against a real PostgreSQL server (a throwaway cluster when
 # DATABASE_URL is not set); the server itself needs none (its default catalog is embedded).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ "${1:-}" = "--tests" ]; then command -v chromium >/dev/null || need+=(chromium); fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -28,3 +31,4 @@ elif [ -n "$(find native/src native/binding.gyp -newer "$addon" -print -quit)" ]
   npm run install --silent  # the addon's sources changed since it was built
 fi
 npm run build --silent
+npm run build:web --silent

@@ -16,6 +16,7 @@ import { MAX_QUERY_SECONDS, type Engine } from '../pipeline/engine.js';
 import { ingestFiles, type IngestOutcome } from '../pipeline/ingest.js';
 import { Metrics } from './metrics.js';
 import * as S from './schemas.js';
+import { serveWebClient } from './web.js';
 
 /** Largest search clip (the seed's browser upload limit). */
 export const SEARCH_MAX_BYTES = 10 * 2 ** 20;
@@ -230,6 +231,7 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
     info: { title: 'audio-ident', version: '0.1.0', description: 'Audio identification: catalog management and clip search. Ingestion endpoints need `Authorization: Bearer KEY`.' },
   });
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  serveWebClient(app);
   return app;
 }
 
