@@ -108,8 +108,8 @@ async function remove(t: Track): Promise<void> {
       problem.textContent = explain(await errorOf(res));
       return;
     }
-    count.textContent = `Deleted “${t.title}”.`;
     await load();
+    count.textContent = `Deleted “${t.title}”. ${count.textContent}`;
     return;
   }
 }
