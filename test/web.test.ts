@@ -179,6 +179,34 @@ test('listening: the fake microphone plays a catalog track; provisional, then fi
   }
 });
 
+test('keep listening: a running list of what played when, as the music changes track', { timeout: 120_000 }, async () => {
+  const [a, b2] = [catalog[0]!, catalog[3]!];
+  const mic = path.join(clipDir, `${a.name}-30+${b2.name}-20.mic48k.wav`);
+  if (!existsSync(mic)) {
+    const part = `${mic}.part.${process.pid}.wav`;
+    const mono = 'aformat=sample_rates=48000:channel_layouts=mono';
+    await run('ffmpeg', ['-v', 'error', '-y', '-ss', '30', '-t', '14', '-i', a.file, '-ss', '20', '-t', '14', '-i', b2.file, '-filter_complex', `[0:a]${mono}[a];[1:a]${mono}[b];[a][b]concat=n=2:v=0:a=1`, '-c:a', 'pcm_s16le', part]);
+    await run('mv', [part, mic]);
+  }
+  const b = await browser({ mic });
+  try {
+    const { page } = b;
+    await page.goto(server.url);
+    await page.getByRole('switch', { name: 'Keep listening' }).check();
+    await page.getByRole('button', { name: 'Listen' }).click();
+    await page.locator('#history li').nth(1).waitFor({ timeout: 60_000 });
+    const items = await page.locator('#history li').allTextContents();
+    assert.match(items[0]!, new RegExp(`^0:0\\d ${titles.get(a.name)!.title}`), items.join(' | '));
+    assert.match(items[1]!, new RegExp(`^0:(0[89]|1\\d) ${titles.get(b2.name)!.title}`), items.join(' | '));
+    assert.equal(await page.locator('#answer .title').textContent(), titles.get(b2.name)!.title);
+    await shot(page, '3b-keep-listening');
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await page.getByText('Stopped listening.').waitFor({ timeout: 15_000 });
+  } finally {
+    await b.close();
+  }
+});
+
 test('listening: a recording that is not in the catalog ends in "No match" with a Try again', { timeout: 120_000 }, async () => {
   const b = await browser({ mic: await wav(outside[0]!, 20, 20) });
   try {

@@ -173,7 +173,7 @@ async function addFiles(files: File[]): Promise<void> {
       r = await send(f, bar, state);
     }
     state.textContent = !r ? 'Not added: the server could not be reached.' : r.status === 401 ? 'Not added: the API key is needed.' : outcome(r);
-    state.parentElement!.dataset.done = r && r.status < 300 ? 'ok' : 'failed';
+    state.parentElement!.dataset.done = !r || r.status >= 300 ? 'failed' : r.status === 201 ? 'added' : 'duplicate';
   }
   await Promise.all([load(), loadDuplicates()]);
 }
