@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Hono } from 'hono';
+import WebSocket from 'ws';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { ingestFiles } from '../src/pipeline/ingest.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
@@ -259,6 +260,32 @@ test('microphone refused: the page says so and identifies an uploaded clip inste
     await rm(dir, { recursive: true, force: true });
   } finally {
     await b.close();
+  }
+});
+
+test('a busy server and an unreachable one are told in sentences; unreachable offers the upload', { timeout: 120_000 }, async () => {
+  const busy = await startServer(await tempDataDir('server', { port: 0, maxSessions: 1 }));
+  const b = await browser({ mic: await wav(catalog[1]!, 40, 25) });
+  let holder: WebSocket | undefined;
+  try {
+    const { page } = b;
+    await page.goto(busy.url);
+    // Another listener holds the only session.
+    holder = new WebSocket(`${busy.url.replace('http', 'ws')}/api/v1/listen`);
+    await new Promise((resolve, reject) => holder!.once('open', resolve).once('error', reject));
+    await page.getByRole('button', { name: 'Listen' }).click();
+    await page.locator('#problem').filter({ hasText: 'The server is busy with other listeners' }).waitFor({ timeout: 15_000 });
+    assert.doesNotMatch((await page.locator('#problem').textContent())!, /1013/);
+    await shot(page, '5a-listen-busy');
+    holder.close();
+    await busy.close();
+    await page.getByRole('button', { name: 'Listen' }).click();
+    await page.locator('#fallback').waitFor({ state: 'visible', timeout: 15_000 });
+    assert.match((await page.locator('#problem').textContent())!, /could not be reached/);
+  } finally {
+    holder?.close();
+    await b.close();
+    await busy.close();
   }
 });
 
