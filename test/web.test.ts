@@ -21,7 +21,7 @@ import { smallCorpusSplit, tempDataDir } from './fixtures.js';
 const run = promisify(execFile);
 const CHROMIUM = process.env.AUDIO_IDENT_CHROMIUM ?? '/usr/bin/chromium';
 const KEY = 'web-test-key-0123456789';
-const ARTIFACTS = path.join(process.env.AUDIO_IDENT_CACHE_DIR ?? path.join(os.tmpdir(), 'audio-ident-artifacts'), 'web');
+const ARTIFACTS = process.env.AUDIO_IDENT_CACHE_DIR ? path.join(process.env.AUDIO_IDENT_CACHE_DIR, 'artifacts', 'web') : path.join(os.tmpdir(), 'audio-ident-artifacts', 'web');
 const clipDir = path.join(CACHE_DIR, 'test-clips');
 
 let server: RunningServer;
