@@ -47,6 +47,7 @@ export class ListenSession {
       if (name === 'NotAllowedError' || name === 'SecurityError') return this.unavailable('denied', 'Permission to use the microphone was refused.');
       return this.unavailable('no-microphone', 'No microphone was found on this device.');
     }
+    if (this.done) return this.releaseMicrophone(); // stopped while the permission was asked
     this.meter(this.stream);
     const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/listen`;
     const ws = new WebSocket(url);
@@ -76,6 +77,7 @@ export class ListenSession {
 
   /** Ends the session: the last slice goes out, then `stop`; the server answers and closes. */
   stop(): void {
+    if (!this.ws) return this.finish(); // nothing sent yet
     const r = this.recorder;
     if (r && r.state !== 'inactive') {
       r.addEventListener('stop', () => this.sendStop(), { once: true });
@@ -128,6 +130,7 @@ export class ListenSession {
 
   private unavailable(why: Unavailable, detail: string): void {
     this.releaseMicrophone();
+    if (this.done) return;
     this.done = true;
     this.events.unavailable(why, detail);
   }
