@@ -23,8 +23,11 @@ export interface UnitOutputs {
   tags: Float32Array;
 }
 
-/** Units per session run: big enough to amortise the call, small enough to bound the memory. */
-const BATCH = 16;
+/**
+ * Units per session run. onnxruntime convolves the items of a batch one after another, so a
+ * batch saves little but the call, while each MusiCNN patch holds ~10 MB of activations.
+ */
+const BATCH = 2;
 
 const data = workerData as WorkerData;
 let session: Promise<ort.InferenceSession> | undefined;
