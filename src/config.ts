@@ -15,6 +15,9 @@ const EnvSchema = z.object({
   FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
+  QDRANT_URL: z.string().url().optional(),
+  QDRANT_API_KEY: z.string().min(1).optional(),
+  QDRANT_COLLECTION: z.string().regex(/^[A-Za-z0-9_-]{1,255}$/, 'letters, digits, _ and - only').default('audio_embeddings'),
 });
 
 export interface Config {
@@ -38,6 +41,10 @@ export interface Config {
   maxTrackUploadBytes: number;
   /** Concurrent live listening sessions; more are refused with 1013 (try again later). */
   maxSessions: number;
+  /** Qdrant for the vibe lane's vectors; undefined: the embedded index under the data dir. */
+  qdrantUrl: string | undefined;
+  qdrantApiKey: string | undefined;
+  qdrantCollection: string;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
@@ -59,5 +66,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     port: overrides.port ?? e.PORT,
     maxTrackUploadBytes: overrides.maxTrackUploadBytes ?? e.AUDIO_IDENT_MAX_TRACK_UPLOAD_MB * 2 ** 20,
     maxSessions: overrides.maxSessions ?? e.AUDIO_IDENT_MAX_SESSIONS,
+    qdrantUrl: 'qdrantUrl' in overrides ? overrides.qdrantUrl : e.QDRANT_URL,
+    qdrantApiKey: 'qdrantApiKey' in overrides ? overrides.qdrantApiKey : e.QDRANT_API_KEY,
+    qdrantCollection: overrides.qdrantCollection ?? e.QDRANT_COLLECTION,
   };
 }
