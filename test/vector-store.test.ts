@@ -108,6 +108,22 @@ for (const b of backends) {
       await store.clear();
     });
 
+    test('replaceAll swaps every vector for those of a re-embedding, of another model too', async () => {
+      const { store, reopen } = await b.create();
+      const r = rng(6);
+      await store.add(SPACE, [...trackPoints(1, 3, r), ...trackPoints(2, 3, r)]);
+      const fresh = [...trackPoints(2, 2, r), ...trackPoints(3, 1, r)];
+      await store.replaceAll(OTHER, fresh);
+      for (const s of [store, await reopen()]) {
+        assert.deepEqual(await s.space(), OTHER);
+        assert.deepEqual((await s.trackNumbers()).sort(), [2, 3]);
+        assert.deepEqual(await s.count(), { track: 2, chunk: 3 });
+        const [hit] = await s.search(OTHER, fresh[1]!.vector, 'chunk', 1);
+        assert.deepEqual([hit!.fpId, hit!.startSeconds], [2, 0]);
+      }
+      await store.clear();
+    });
+
     test('vectors of another model are refused with the command that re-embeds; an emptied store takes any', async () => {
       const { store, reopen } = await b.create();
       const r = rng(4);

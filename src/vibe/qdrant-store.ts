@@ -59,6 +59,13 @@ export class QdrantStore implements VectorStore {
     }
   }
 
+  /** Not atomic on Qdrant: the collection is dropped, then filled again. */
+  async replaceAll(space: VectorSpace, points: VectorPoint[]): Promise<void> {
+    await this.clear();
+    await this.ensureCollection(space);
+    await this.add(space, points);
+  }
+
   async removeTracks(fpIds: number[]): Promise<void> {
     if (fpIds.length === 0 || !(await this.collectionExists())) return;
     await this.call(() => this.client.delete(this.collection, { wait: true, filter: { must: [{ key: 'fp_id', match: { any: fpIds } }] } }));

@@ -60,10 +60,19 @@ export class UsearchStore implements VectorStore {
 
   add(space: VectorSpace, points: VectorPoint[]): Promise<void> {
     if (points.length === 0) return Promise.resolve();
+    return this.put(space, points, false);
+  }
+
+  replaceAll(space: VectorSpace, points: VectorPoint[]): Promise<void> {
+    return this.put(space, points, true);
+  }
+
+  private put(space: VectorSpace, points: VectorPoint[], replace: boolean): Promise<void> {
     for (const p of points) {
       if (p.vector.length !== space.dim) throw new AppError('INVALID_ARGUMENT', `a ${p.vector.length}-d vector for the ${space.dim}-d space ${space.id}`);
     }
-    return this.write((s) => {
+    return this.write((current) => {
+      const s = replace ? { space: undefined, indexes: undefined, keys: new Map<number, number[]>() } : current;
       assertSpace(s.space, space, this.dir);
       const indexes = s.indexes ?? newIndexes(space.dim);
       for (const kind of KINDS) {

@@ -50,7 +50,9 @@ export interface VectorStore {
   trackNumbers(): Promise<number[]>;
   /** Vectors held, by kind. */
   count(): Promise<Record<VectorKind, number>>;
-  /** Removes every vector and the space (a re-embedding starts from here). */
+  /** Replaces every vector by these (a re-embedding); the embedded store does it atomically. */
+  replaceAll(space: VectorSpace, points: VectorPoint[]): Promise<void>;
+  /** Removes every vector and the space. */
   clear(): Promise<void>;
   close(): Promise<void>;
 }

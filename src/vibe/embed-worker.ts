@@ -1,0 +1,68 @@
+// A piscina worker: one onnxruntime-node session (single-threaded: the pool is the parallelism)
+// that turns PCM into per-unit outputs (MusiCNN patches or CLAP windows). The front end runs
+// here too, so the event loop only copies buffers.
+import * as ort from 'onnxruntime-node';
+import { workerData } from 'node:worker_threads';
+import { clapWindows, musicnnPatches, type Units } from './inputs.js';
+import type { ModelKind } from './models.js';
+
+export interface WorkerData {
+  kind: ModelKind;
+  onnxPath: string;
+}
+export interface WorkerTask {
+  pcm: Float32Array;
+}
+export interface UnitOutputs {
+  count: number;
+  /** Start of each unit in the signal, seconds. */
+  starts: number[];
+  dim: number;
+  vectors: Float32Array;
+  tagCount: number;
+  tags: Float32Array;
+}
+
+/** Units per session run: big enough to amortise the call, small enough to bound the memory. */
+const BATCH = 16;
+
+const data = workerData as WorkerData;
+let session: Promise<ort.InferenceSession> | undefined;
+
+export default async function embed(task: WorkerTask): Promise<UnitOutputs> {
+  session ??= ort.InferenceSession.create(data.onnxPath, {
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  });
+  const s = await session;
+  const units: Units = data.kind === 'musicnn' ? musicnnPatches(task.pcm) : clapWindows(task.pcm);
+  const count = units.starts.length;
+  const unitSize = units.shape.slice(1).reduce((a, b) => a * b, 1);
+  const vectorName = data.kind === 'musicnn' ? 'embedding' : s.outputNames.includes('audio_embeds') ? 'audio_embeds' : s.outputNames[0]!;
+  const tagName = data.kind === 'musicnn' ? 'output' : undefined;
+  const vectors: Float32Array[] = [];
+  const tags: Float32Array[] = [];
+  for (let first = 0; first < count; first += BATCH) {
+    const n = Math.min(BATCH, count - first);
+    const input = new ort.Tensor('float32', units.data.subarray(first * unitSize, (first + n) * unitSize), [n, ...units.shape.slice(1)]);
+    const out = await s.run({ [s.inputNames[0]!]: input });
+    vectors.push(out[vectorName]!.data as Float32Array);
+    if (tagName) tags.push(out[tagName]!.data as Float32Array);
+  }
+  const v = concat(vectors);
+  const t = concat(tags);
+  const result: UnitOutputs = { count, starts: units.starts, dim: v.length / count, vectors: v, tagCount: t.length / count, tags: t };
+  return result;
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}

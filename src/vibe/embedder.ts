@@ -1,0 +1,151 @@
+// The vibe lane's models behind one surface: the configured model (MusiCNN converted from its
+// Keras weights, or an operator's CLAP ONNX file) run by onnxruntime-node in a piscina pool.
+// Callers hand PCM at model.sampleRate and get raw model outputs; comparing them is theirs.
+import os from 'node:os';
+import { Piscina } from 'piscina';
+import type { Config } from '../config.js';
+import { AppError } from '../errors.js';
+import { log } from '../log.js';
+import type { UnitOutputs, WorkerData, WorkerTask } from './embed-worker.js';
+import { windowStarts } from './inputs.js';
+import { prepareModel, type PreparedModel } from './models.js';
+
+export interface EmbeddingModel {
+  id: string; // e.g. 'musicnn-msd' or 'clap-htsat-unfused'; stored with every vector
+  dim: number; // 200 for MusiCNN
+  sampleRate: number; // PCM rate the embedder takes: 16000 for MusiCNN (same PCM as the fingerprints)
+  tagNames: readonly string[]; // MusiCNN's 50 MSD tags in output order; [] for a model without tags
+}
+export interface Embedding {
+  vector: Float32Array;
+  tags: Float32Array /* probabilities, tagNames order */;
+}
+export interface ChunkEmbedding extends Embedding {
+  startSeconds: number;
+  seconds: number;
+}
+export interface Embedder {
+  readonly model: EmbeddingModel;
+  /** A whole track: chunk embeddings (10 s windows, 5 s hop, each the mean of its 3 s patches) and a track embedding. */
+  embedTrack(pcm: Float32Array): Promise<{ chunks: ChunkEmbedding[]; track: Embedding }>;
+  /** One embedding for a clip (mean of its 3 s patches): a search upload or a live 10 s window. */
+  embedClip(pcm: Float32Array): Promise<Embedding>;
+  close(): Promise<void>;
+}
+
+/** Chunks of a track: 10 s windows every 5 s. */
+export const CHUNK_SECONDS = 10;
+export const CHUNK_HOP_SECONDS = 5;
+
+/** The configured model run in a piscina pool of onnxruntime-node sessions, or why there is none. */
+export async function openEmbedder(
+  config: Config,
+): Promise<{ embedder: Embedder } | { embedder: undefined; reason: string }> {
+  let prepared: PreparedModel;
+  try {
+    const p = await prepareModel(config);
+    if ('reason' in p) return { embedder: undefined, reason: p.reason };
+    prepared = p;
+  } catch (e) {
+    const reason = `vibe model ${config.vibeModel} could not be prepared: ${(e as Error).message}`;
+    log.error('vibe model unavailable', { model: config.vibeModel, error: (e as Error).message });
+    return { embedder: undefined, reason };
+  }
+  const threads = config.vibeThreads;
+  const workerData: WorkerData = { kind: prepared.kind, onnxPath: prepared.onnxPath };
+  const pool = new Piscina({
+    filename: new URL('./embed-worker.js', import.meta.url).href,
+    minThreads: threads,
+    maxThreads: threads,
+    workerData,
+    // A worker that idles keeps its session: reloading it costs more than the memory saved.
+    idleTimeout: Number.POSITIVE_INFINITY,
+  });
+  const embedder = new PooledEmbedder(prepared, pool);
+  try {
+    // A short silent clip loads the session in a worker and checks its output sizes, so a
+    // broken model file is reported here and not at the first search.
+    await embedder.embedClip(new Float32Array(prepared.model.sampleRate * prepared.unitSeconds));
+  } catch (e) {
+    await pool.destroy();
+    const reason = `vibe model ${prepared.model.id} failed to load: ${(e as Error).message}`;
+    log.error('vibe model unavailable', { model: prepared.model.id, error: (e as Error).message });
+    return { embedder: undefined, reason };
+  }
+  log.info('vibe model loaded', { model: prepared.model.id, dim: prepared.model.dim, threads, cores: os.availableParallelism() });
+  return { embedder };
+}
+
+class PooledEmbedder implements Embedder {
+  readonly model: EmbeddingModel;
+  private closed = false;
+
+  constructor(
+    private readonly prepared: PreparedModel,
+    private readonly pool: Piscina,
+  ) {
+    this.model = prepared.model;
+  }
+
+  async embedTrack(pcm: Float32Array): Promise<{ chunks: ChunkEmbedding[]; track: Embedding }> {
+    const units = await this.run(pcm);
+    const { dim } = this.model;
+    const tagCount = this.model.tagNames.length;
+    const seconds = pcm.length / this.model.sampleRate;
+    const chunks: ChunkEmbedding[] = [];
+    const starts = windowStarts(seconds, CHUNK_SECONDS, CHUNK_HOP_SECONDS);
+    for (const start of starts) {
+      const end = Math.min(seconds, start + CHUNK_SECONDS);
+      const inside: number[] = [];
+      for (let u = 0; u < units.count; u++) {
+        const a = units.starts[u]!;
+        // A unit belongs to a window when it lies inside it; a clip shorter than one unit has
+        // one zero-padded unit, which belongs to its only window.
+        if (a >= start - 1e-6 && (a + this.prepared.unitSeconds <= end + 1e-6 || units.count === 1)) inside.push(u);
+      }
+      if (inside.length === 0) continue;
+      chunks.push({ ...meanOf(units, inside, dim, tagCount), startSeconds: start, seconds: end - start });
+    }
+    const all = Array.from({ length: units.count }, (_, i) => i);
+    return { chunks, track: meanOf(units, all, dim, tagCount) };
+  }
+
+  async embedClip(pcm: Float32Array): Promise<Embedding> {
+    const units = await this.run(pcm);
+    const all = Array.from({ length: units.count }, (_, i) => i);
+    return meanOf(units, all, this.model.dim, this.model.tagNames.length);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.destroy();
+  }
+
+  private async run(pcm: Float32Array): Promise<UnitOutputs> {
+    if (this.closed) throw new AppError('LANE_UNAVAILABLE', 'the embedder is closed');
+    if (pcm.length === 0) throw new AppError('AUDIO_TOO_SHORT', 'no audio to embed');
+    // The worker owns its copy: the caller's buffer may be a view it goes on using.
+    const copy = pcm.slice();
+    const task: WorkerTask = { pcm: copy };
+    const out = (await this.pool.run(task, { transferList: [copy.buffer] })) as UnitOutputs;
+    if (out.dim !== this.model.dim || out.tagCount !== this.model.tagNames.length) {
+      throw new Error(`the model gives ${out.dim}-d vectors and ${out.tagCount} tags; ${this.model.id} has ${this.model.dim} and ${this.model.tagNames.length}`);
+    }
+    return out;
+  }
+}
+
+/** The mean of some units' vectors and tag probabilities. */
+function meanOf(units: UnitOutputs, which: number[], dim: number, tagCount: number): Embedding {
+  const vector = new Float32Array(dim);
+  const tags = new Float32Array(tagCount);
+  const acc = new Float64Array(dim + tagCount);
+  for (const u of which) {
+    for (let i = 0; i < dim; i++) acc[i]! += units.vectors[u * dim + i]!;
+    for (let i = 0; i < tagCount; i++) acc[dim + i]! += units.tags[u * tagCount + i]!;
+  }
+  for (let i = 0; i < dim; i++) vector[i] = acc[i]! / which.length;
+  for (let i = 0; i < tagCount; i++) tags[i] = acc[dim + i]! / which.length;
+  return { vector, tags };
+}
