@@ -60,9 +60,14 @@ export class VibeLane {
    */
   async nearest(e: Embedding, k: number): Promise<VibeHit[]> {
     const v = searchVector(e, this.embedder.model.tagNames.length);
-    const hits = await this.store.search(this.space, v, 'chunk', k * CHUNKS_PER_RESULT);
     const best = new Map<number, number>();
-    for (const h of hits) if (!best.has(h.fpId)) best.set(h.fpId, h.cosine);
+    // Widen the search until k tracks show or every chunk was seen.
+    for (let n = k * CHUNKS_PER_RESULT; ; n *= 4) {
+      const hits = await this.store.search(this.space, v, 'chunk', n);
+      best.clear();
+      for (const h of hits) if (!best.has(h.fpId)) best.set(h.fpId, h.cosine);
+      if (best.size >= k || hits.length < n) break;
+    }
     return [...best.entries()]
       .map(([fpId, cos]) => ({ fpId, similarity: Math.min(1, Math.max(0, cos)) }))
       .sort((a, b) => b.similarity - a.similarity)
