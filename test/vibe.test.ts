@@ -78,6 +78,9 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
       assert.equal(r.vibe_tags.length, 3);
       for (const tag of r.vibe_tags) assert.ok(server.engine.vibe!.embedder.model.tagNames.includes(tag), tag);
     }
+    const health = (await (await fetch(url('/health'))).json()) as { status: string; checks: { vibe: string } };
+    assert.equal(health.status, 'ok');
+    assert.equal(health.checks.vibe, `ok (musicnn-msd, usearch, ${tracks.length} tracks)`);
   });
 
   test('search mode=vibe: a 10 s clip of a catalog track finds that track first, in the contract shape', async () => {
@@ -143,6 +146,20 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
     });
     assert.equal(vibe.at(-1)!.status, 'final');
     assert.equal(vibe.at(-1)!.matches![0]!.track.file_name, t.name);
+  });
+
+  test('live listening in mode vibe: no exact lane, vibe results only', { timeout: 60_000 }, async () => {
+    const t = tracks[3] ?? tracks[0]!;
+    const wav = await clip(t, 20, 8);
+    const webm = wav.replace(/\.wav$/, '.live.webm');
+    if (!existsSync(webm)) await run('ffmpeg', ['-v', 'error', '-y', '-i', wav, '-c:a', 'libopus', '-b:a', '32k', webm]);
+    const r = await listen(`${server.url.replace('http', 'ws')}/api/v1/listen`, { start: { type: 'start', format: 'webm-opus', mode: 'vibe' }, audio: await readFile(webm), seconds: 8 });
+    assert.equal(r.code, 1000, r.reason);
+    const msgs = r.received.map((x) => x.msg as unknown as { type: string; lane?: string; lanes?: unknown; matches?: { track: { file_name: string } }[] });
+    assert.deepEqual(msgs[0]!.lanes, { exact: 'off', vibe: 'on' });
+    const res = msgs.filter((m) => m.type === 'result');
+    assert.ok(res.length >= 1 && res.every((m) => m.lane === 'vibe'), JSON.stringify(msgs.map((m) => [m.type, m.lane])));
+    assert.equal(res.at(-1)!.matches![0]!.track.file_name, t.name);
   });
 
   test('deleting a track removes its vectors: it is no longer found', async () => {

@@ -225,7 +225,7 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
     createRoute({
       method: 'get',
       path: '/health',
-      summary: 'Whether the catalog, the index and ffmpeg work',
+      summary: 'Whether the catalog, the index, ffmpeg and the vibe lane work',
       responses: { 200: json(S.Health, 'All good'), 503: json(S.Health, 'Something is down') },
     }),
     async (c) => {
@@ -241,7 +241,12 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
         ffmpeg: await ffmpegVersion(config.ffmpegPath).then((v) => `ok (${v})`, (e: Error) => `error: ${e.message}`),
       };
       const ok = Object.values(checks).every((v) => v.startsWith('ok'));
-      return c.json({ status: ok ? ('ok' as const) : ('degraded' as const), checks }, ok ? 200 : 503);
+      // The vibe lane is optional: off is reported, not a failure; an unreachable store is.
+      const vibe = engine.vibe
+        ? await engine.vectors.count().then((n) => `ok (${engine.vibe!.space.id}, ${engine.vectors.backend}, ${n.track} tracks)`, (e: Error) => `error: ${e.message}`)
+        : `off (${engine.vibeUnavailable})`;
+      const healthy = ok && !vibe.startsWith('error');
+      return c.json({ status: healthy ? ('ok' as const) : ('degraded' as const), checks: { ...checks, vibe } }, healthy ? 200 : 503);
     },
   );
 

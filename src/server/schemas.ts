@@ -109,7 +109,7 @@ export const DuplicateReports = z
 export const Health = z
   .object({
     status: z.enum(['ok', 'degraded']),
-    checks: z.object({ catalog: z.string(), index: z.string(), ffmpeg: z.string() }),
+    checks: z.object({ catalog: z.string(), index: z.string(), ffmpeg: z.string(), vibe: z.string().openapi({ description: 'The vibe lane: ok (model, store, tracks with vectors), off (why), or error' }) }),
   })
   .openapi('Health');
 
