@@ -48,7 +48,7 @@ export function readKerasH5(bytes: Uint8Array): KerasModel {
   try {
     file = new File(buffer, 'model.h5');
   } catch (e) {
-    throw new Error(`not an HDF5 file: ${(e as Error).message}`);
+    throw new Error(`not an HDF5 file (${e instanceof Error ? e.message : String(e)})`);
   }
   const configText = file.attrs['model_config'];
   if (typeof configText !== 'string') throw new Error('the HDF5 file has no model_config attribute (not a whole Keras model)');

@@ -51,6 +51,9 @@ export class MelSpectrogram {
   /** Per filter, the first and one-past-last bin with a non-zero weight. */
   private readonly spans: Int32Array;
   private readonly fft: Fft;
+  /** e^(-2 pi i k / nFft) for k <= nFft/2: untangles the real transform from the half-size one. */
+  private readonly twCos: Float64Array;
+  private readonly twSin: Float64Array;
 
   constructor(readonly spec: MelSpec) {
     const n = spec.nFft;
@@ -71,7 +74,11 @@ export class MelSpectrogram {
       this.spans[2 * m] = Math.max(first, 0);
       this.spans[2 * m + 1] = last + 1;
     }
-    this.fft = new Fft(n);
+    // A real frame of n samples goes through an n/2-point complex FFT (even samples as the real
+    // part, odd ones as the imaginary part), half the work of an n-point one.
+    this.fft = new Fft(n / 2);
+    this.twCos = Float64Array.from({ length: n / 2 + 1 }, (_, k) => Math.cos((2 * Math.PI * k) / n));
+    this.twSin = Float64Array.from({ length: n / 2 + 1 }, (_, k) => -Math.sin((2 * Math.PI * k) / n));
   }
 
   /** frames x nMels mel powers, row-major (frame after frame). */
@@ -81,10 +88,11 @@ export class MelSpectrogram {
     if (pcm.length <= half) throw new Error(`reflect padding needs more than ${half} samples, got ${pcm.length}`);
     const frames = frameCount(pcm.length, hop);
     const out = new Float64Array(frames * nMels);
-    const re = new Float64Array(n);
-    const im = new Float64Array(n);
+    const re = new Float64Array(half);
+    const im = new Float64Array(half);
     const power = new Float64Array(this.bins);
     const last = pcm.length - 1;
+    const w = this.window;
     for (let t = 0; t < frames; t++) {
       const start = t * hop - half;
       for (let i = 0; i < n; i++) {
@@ -92,11 +100,26 @@ export class MelSpectrogram {
         // Reflect about the first and last samples (the edge sample itself is not repeated).
         if (j < 0) j = -j;
         else if (j > last) j = 2 * last - j;
-        re[i] = pcm[j]! * this.window[i]!;
-        im[i] = 0;
+        if ((i & 1) === 0) re[i >> 1] = pcm[j]! * w[i]!;
+        else im[i >> 1] = pcm[j]! * w[i]!;
       }
       this.fft.transform(re, im);
-      for (let k = 0; k < this.bins; k++) power[k] = re[k]! * re[k]! + im[k]! * im[k]!;
+      for (let k = 0; k <= half; k++) {
+        const a = re[k % half]!;
+        const b = im[k % half]!;
+        const c = re[(half - k) % half]!;
+        const d = im[(half - k) % half]!;
+        // Spectra of the even and odd samples, then X[k] = E + e^(-2 pi i k/n) O.
+        const er = (a + c) / 2;
+        const ei = (b - d) / 2;
+        const or = (b + d) / 2;
+        const oi = (c - a) / 2;
+        const wr = this.twCos[k]!;
+        const wi = this.twSin[k]!;
+        const xr = er + wr * or - wi * oi;
+        const xi = ei + wr * oi + wi * or;
+        power[k] = xr * xr + xi * xi;
+      }
       for (let m = 0; m < nMels; m++) {
         let s = 0;
         const row = m * this.bins;

@@ -2,9 +2,10 @@
 // Keras HDF5 weights into the data dir (keyed by the weights' sha256), or the operator's CLAP
 // file, whose sha256 must match the configured one.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config.js';
 import { log } from '../log.js';
 import type { EmbeddingModel } from './embedder.js';
@@ -85,7 +86,10 @@ async function prepareClap(config: Config): Promise<PreparedModel | { reason: st
   if (file === undefined) return { reason: 'the vibe lane would run CLAP but has no model: set AUDIO_IDENT_CLAP_ONNX and AUDIO_IDENT_CLAP_SHA256' };
   if (config.clapSha256 === undefined) return { reason: 'AUDIO_IDENT_CLAP_SHA256 is required with AUDIO_IDENT_CLAP_ONNX' };
   if (!existsSync(file)) return { reason: `the vibe lane would run CLAP but its model is missing: ${file}` };
-  const sha = createHash('sha256').update(await readFile(file)).digest('hex');
+  // Streamed: a CLAP audio encoder is a few hundred MB.
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(file), hash);
+  const sha = hash.digest('hex');
   if (sha !== config.clapSha256) return { reason: `the CLAP model ${file} has sha256 ${sha}, not the configured ${config.clapSha256}` };
   return { kind: 'clap', model: CLAP_MODEL, onnxPath: file, unitSeconds: CLAP_INPUT.windowSeconds };
 }
