@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import { log } from '../log.js';
 import { SAMPLE_RATE } from '../pipeline/decode.js';
 import { openEmbedder, type ChunkEmbedding, type Embedder, type Embedding } from './embedder.js';
-import { searchVector, SEARCH_VECTOR } from './similarity.js';
+import { searchVector } from './similarity.js';
 import { assertSpace, type VectorPoint, type VectorSpace, type VectorStore } from './vector-store.js';
 
 /** A track's embeddings as ingest computes them. */
@@ -32,15 +32,14 @@ export class VibeLane {
     readonly embedder: Embedder,
     readonly store: VectorStore,
   ) {
-    this.space = { id: `${embedder.model.id}${SEARCH_VECTOR.suffix}`, dim: searchVector(zeroEmbedding(embedder), embedder.model.tagNames.length).length };
+    this.space = { id: embedder.model.id, dim: embedder.model.dim };
   }
 
   /** The store's vectors for one track. */
   points(track: { id: string; fpId: number }, e: TrackEmbeddings): VectorPoint[] {
-    const tagCount = this.embedder.model.tagNames.length;
     return [
-      { fpId: track.fpId, trackId: track.id, kind: 'track', startSeconds: 0, vector: searchVector(e.track, tagCount) },
-      ...e.chunks.map((c) => ({ fpId: track.fpId, trackId: track.id, kind: 'chunk' as const, startSeconds: c.startSeconds, vector: searchVector(c, tagCount) })),
+      { fpId: track.fpId, trackId: track.id, kind: 'track', startSeconds: 0, vector: searchVector(e.track) },
+      ...e.chunks.map((c) => ({ fpId: track.fpId, trackId: track.id, kind: 'chunk' as const, startSeconds: c.startSeconds, vector: searchVector(c) })),
     ];
   }
 
@@ -59,7 +58,7 @@ export class VibeLane {
    * similarity of its closest chunk, so a track that only partly sounds alike still shows.
    */
   async nearest(e: Embedding, k: number): Promise<VibeHit[]> {
-    const v = searchVector(e, this.embedder.model.tagNames.length);
+    const v = searchVector(e);
     const best = new Map<number, number>();
     // Widen the search until k tracks show or every chunk was seen.
     for (let n = k * CHUNKS_PER_RESULT; ; n *= 4) {
@@ -108,8 +107,4 @@ export async function openVibeLane(config: Config, store: VectorStore, forRebuil
     }
   }
   return { lane };
-}
-
-function zeroEmbedding(embedder: Embedder): Embedding {
-  return { vector: new Float32Array(embedder.model.dim), tags: new Float32Array(embedder.model.tagNames.length) };
 }
