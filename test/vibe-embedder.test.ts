@@ -129,6 +129,8 @@ test('without a usable model the lane says which model and why, and never preten
     const fake = path.join(dir, 'clap.onnx');
     await writeFile(fake, 'not an onnx model');
     const sha = createHash('sha256').update('not an onnx model').digest('hex');
+    assert.match(await reason({ vibeModel: 'clap', clapOnnx: path.join(dir, 'none.onnx'), clapSha256: sha }), /CLAP.*missing/);
+    assert.match(await reason({ vibeModel: 'clap', clapOnnx: fake, clapSha256: undefined }), /AUDIO_IDENT_CLAP_SHA256 is required/);
     assert.match(await reason({ vibeModel: 'clap', clapOnnx: fake, clapSha256: '0'.repeat(64) }), /sha256/);
     assert.match(await reason({ vibeModel: 'clap', clapOnnx: fake, clapSha256: sha }), /clap-htsat-unfused failed to load/);
   } finally {
