@@ -24,7 +24,8 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
 
 /** `catalog`: 'embedded' (the default deployment) or 'server' (DATABASE_URL, else a throwaway cluster). */
 export async function serveCorpus(catalog: string, corpus: CorpusTrack[]): Promise<Served> {
-  const env: NodeJS.ProcessEnv = { ...process.env, AUDIO_IDENT_LOG_LEVEL: 'warn' };
+  // The exact lane's benches: the vibe model stays off unless the caller's environment names one.
+  const env: NodeJS.ProcessEnv = { AUDIO_IDENT_VIBE_MODEL: 'off', ...process.env, AUDIO_IDENT_LOG_LEVEL: 'warn' };
   let stopPg: (() => void) | undefined;
   if (catalog === 'server' && !env.DATABASE_URL) {
     // @ts-expect-error -- a plain .mjs script without types

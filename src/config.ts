@@ -22,6 +22,9 @@ const EnvSchema = z.object({
   AUDIO_IDENT_CLAP_ONNX: z.string().min(1).optional(),
   AUDIO_IDENT_CLAP_SHA256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits').optional(),
   AUDIO_IDENT_VIBE_THREADS: z.coerce.number().int().min(1).max(256).optional(),
+  QDRANT_URL: z.string().url().optional(),
+  QDRANT_API_KEY: z.string().min(1).optional(),
+  QDRANT_COLLECTION: z.string().regex(/^[A-Za-z0-9_-]{1,255}$/, 'letters, digits, _ and - only').default('audio_embeddings'),
 });
 
 /** The shared MusiCNN weights beside a checkout (dist/src/config.js -> repository root -> ..). */
@@ -57,6 +60,10 @@ export interface Config {
   clapSha256: string | undefined;
   /** Worker threads of the embedding pool, each with a single-threaded onnxruntime session. */
   vibeThreads: number;
+  /** Qdrant for the vibe lane's vectors; undefined: the embedded index under the data dir. */
+  qdrantUrl: string | undefined;
+  qdrantApiKey: string | undefined;
+  qdrantCollection: string;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
@@ -91,5 +98,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     clapSha256: 'clapSha256' in overrides ? overrides.clapSha256 : e.AUDIO_IDENT_CLAP_SHA256?.toLowerCase(),
     // One core is left to the event loop, ffmpeg and the fingerprinting (bench/embed.ts measures).
     vibeThreads: overrides.vibeThreads ?? e.AUDIO_IDENT_VIBE_THREADS ?? Math.max(1, os.availableParallelism() - 1),
+    qdrantUrl: 'qdrantUrl' in overrides ? overrides.qdrantUrl : e.QDRANT_URL,
+    qdrantApiKey: 'qdrantApiKey' in overrides ? overrides.qdrantApiKey : e.QDRANT_API_KEY,
+    qdrantCollection: overrides.qdrantCollection ?? e.QDRANT_COLLECTION,
   };
 }

@@ -14,6 +14,7 @@ const TABLE = {
   NOT_FOUND: { http: 404, ws: 1008 },
   LANE_UNAVAILABLE: { http: 422, ws: 1008 },
   DATABASE_UNAVAILABLE: { http: 503, ws: 1011 },
+  VECTOR_STORE_UNAVAILABLE: { http: 503, ws: 1011 },
   TIMEOUT: { http: 504, ws: 1011 },
   PROTOCOL_ERROR: { http: 400, ws: 1008 },
   CHUNK_TOO_LARGE: { http: 413, ws: 1009 },

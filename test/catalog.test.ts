@@ -31,7 +31,7 @@ for (const backend of ['server', 'embedded'] as Backend[]) {
     const db = await openDatabase(config);
     try {
       assert.equal(db.kind, backend);
-      assert.equal(await migrate(db.sql), 2);
+      assert.equal(await migrate(db.sql), 3);
       assert.equal(await migrate(db.sql), 0, 'migrations apply once');
       const c = new Catalog(db.sql);
 

@@ -6,12 +6,12 @@ import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { z } from 'zod';
 import { CACHE_DIR, CONDITIONS, makeClip } from './corpus.js';
-import { smallCorpusSplit, tempDataDir } from './fixtures.js';
+import { cliEnv, smallCorpusSplit, tempDataDir } from './fixtures.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 // The CLI runs as a user runs it first: no DATABASE_URL, so on the embedded catalog.
-const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'DATABASE_URL'));
+const env = cliEnv();
 const cli = (...args: string[]) => run(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24, env }).catch((e: { code: number; stdout: string; stderr: string }) => e);
 
 const IdentifyLine = z.object({

@@ -1,6 +1,6 @@
 // Crash consistency: a real `audio-ident ingest` process is killed (SIGKILL) at varied moments;
-// after each restart the catalog, the fingerprint index and the raw files must agree, and a final
-// run completes the ingest.
+// after each restart the catalog, the fingerprint index, the vibe vectors and the raw files must
+// agree, and a final run completes the ingest.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -9,13 +9,15 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { Engine } from '../src/pipeline/engine.js';
 import { rng } from './corpus.js';
-import { smallCorpusSplit, tempDataDir, type Backend } from './fixtures.js';
+import { musicnnMissing } from './fixtures.js';
+import { cliEnv, smallCorpusSplit, tempDataDir, type Backend } from './fixtures.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
-function ingestProcess(dataDir: string, databaseUrl: string | undefined, files: string[]) {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'DATABASE_URL'));
+function ingestProcess(dataDir: string, databaseUrl: string | undefined, files: string[], vibe = false) {
+  const env = cliEnv();
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
+  if (vibe) env.AUDIO_IDENT_VIBE_MODEL = 'musicnn';
   env.AUDIO_IDENT_LOG_LEVEL = 'warn';
   // A commit per track, so that kills land between and inside commits, not only in decoding.
   env.AUDIO_IDENT_INGEST_BATCH_POSTINGS = '1';
@@ -25,7 +27,12 @@ function ingestProcess(dataDir: string, databaseUrl: string | undefined, files: 
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, exited, output: () => out };
+  /** Resolves once the first file is through (embedded and committed, or skipped), or the process is gone. */
+  const firstDone = new Promise<void>((resolve) => {
+    child.stderr.on('data', () => /ingest 1\//.test(out) && resolve());
+    void exited.then(() => resolve());
+  });
+  return { child, exited, firstDone, output: () => out };
 }
 
 async function assertConsistent(engine: Engine, label: string): Promise<number> {
@@ -41,6 +48,9 @@ async function assertConsistent(engine: Engine, label: string): Promise<number> 
   const staging = path.join(engine.config.dataDir, 'raw', '.staging');
   assert.deepEqual(existsSync(staging) ? readdirSync(staging) : [], [], `${label}: staged files left`);
   assert.equal(engine.stats().tracks, tracks.length, `${label}: index track count`);
+  // Vectors: exactly the tracks ingested with the vibe lane on have them.
+  const embedded = (await engine.vectors.trackNumbers()).sort();
+  assert.deepEqual(embedded, tracks.filter((t) => t.embedding_model !== null).map((t) => t.fpId).sort(), `${label}: vectors and tracks disagree`);
   return tracks.length;
 }
 
@@ -76,3 +86,39 @@ for (const [backend, kills] of [['server', 6], ['embedded', 4]] as [Backend, num
     console.log(`${backend}: tracks committed when killed: ${seen.join(', ')}`);
   });
 }
+
+test('killing ingest with the vibe lane on leaves no vectors without a track and no embedded track without vectors', { skip: musicnnMissing() }, async () => {
+  const { catalog } = await smallCorpusSplit();
+  // The shortest tracks: each is embedded in the worker pool before its commit.
+  const files = [...catalog].sort((a, b) => a.duration - b.duration).slice(0, 4).map((t) => t.file);
+  const config = await tempDataDir('embedded');
+  const r = rng(13);
+  const seen: number[] = [];
+  for (let k = 0; k < 3; k++) {
+    const p = ingestProcess(config.dataDir, undefined, files, true);
+    await p.firstDone;
+    // Through the embedding and the commits (vectors included) of the following tracks.
+    const delay = r() * 15000;
+    const timer = setTimeout(() => p.child.kill('SIGKILL'), delay);
+    const code = await p.exited;
+    clearTimeout(timer);
+    const engine = await Engine.open(config);
+    try {
+      seen.push(await assertConsistent(engine, `vibe kill ${k + 1} ${delay.toFixed(0)} ms after the first file (exit ${code})`));
+    } finally {
+      await engine.close();
+    }
+  }
+  const final = ingestProcess(config.dataDir, undefined, files, true);
+  assert.equal(await final.exited, 0, final.output());
+  const engine = await Engine.open(config);
+  try {
+    assert.equal(await assertConsistent(engine, 'after the final vibe run'), files.length);
+    const { tracks } = await engine.catalog.list();
+    assert.ok(tracks.every((t) => t.embedding_model === 'musicnn-msd'), 'every track embedded');
+    assert.equal((await engine.vectors.count()).track, files.length);
+  } finally {
+    await engine.close();
+  }
+  console.log(`vibe: tracks committed when killed: ${seen.join(', ')}`);
+});

@@ -34,11 +34,21 @@ export async function freshDatabase(): Promise<string> {
   return u.toString();
 }
 
-/** A throwaway data dir whose catalog lives on the test server or in the embedded default. */
+/**
+ * A throwaway data dir whose catalog lives on the test server or in the embedded default. The
+ * vibe model is off unless asked for (`vibeModel: 'musicnn'`): embedding every ingested track
+ * would multiply the time of the tests that are about other things.
+ */
 export async function tempDataDir(backend: Backend = 'server', overrides: Partial<Config> = {}): Promise<Config> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'audio-ident-test-'));
   const databaseUrl = backend === 'server' ? await freshDatabase() : undefined;
-  return loadConfig({}, { dataDir, databaseUrl, ...overrides });
+  return loadConfig({}, { dataDir, databaseUrl, vibeModel: 'off', ...overrides });
+}
+
+/** The environment of a CLI child process of a test, without the vibe model (see tempDataDir). */
+export function cliEnv(): NodeJS.ProcessEnv {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'DATABASE_URL'));
+  return { ...env, AUDIO_IDENT_VIBE_MODEL: 'off' };
 }
 
 /** Catalog and non-catalog tracks from the small corpus, chosen by name so runs agree. */
@@ -55,4 +65,9 @@ export async function smallCorpusSplit(): Promise<{ catalog: CorpusTrack[]; outs
     outside.push(...tracks.slice(2, 3));
   }
   return { catalog, outside };
+}
+
+/** Why a test that needs the MusiCNN weights cannot run (they are absent), or undefined. */
+export function musicnnMissing(): string | undefined {
+  return loadConfig({}).musicnnH5 ? undefined : 'the MusiCNN weights (../shared/models/musicnn/MSD_musicnn.h5 or AUDIO_IDENT_MUSICNN_H5) are absent';
 }

@@ -7,14 +7,14 @@ import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { openDatabase } from '../src/catalog/database.js';
 import { CACHE_DIR, CONDITIONS, makeClip } from './corpus.js';
-import { smallCorpusSplit, tempDataDir } from './fixtures.js';
+import { cliEnv, smallCorpusSplit, tempDataDir } from './fixtures.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 
 test('serve on the embedded catalog finishes the request in flight on SIGTERM, then releases the data dir', async () => {
   const { catalog } = await smallCorpusSplit();
   const config = await tempDataDir('embedded');
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'DATABASE_URL'));
+  const env = cliEnv();
   const child = spawn(process.execPath, [CLI, 'serve', '--data-dir', config.dataDir], { env: { ...env, PORT: '0' }, stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
   let log = '';

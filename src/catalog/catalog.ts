@@ -23,9 +23,16 @@ export interface Track {
   /** Path of the stored original, relative to the data dir. */
   raw_path: string;
   ingested_at: string;
+  /** The embedding model of the track's vibe vectors; null: the track has none. */
+  embedding_model: string | null;
+  /** The track's strongest tags by that model, strongest first. */
+  vibe_tags: string[];
 }
 
-export type NewTrack = Omit<Track, 'id' | 'fpId' | 'ingested_at'>;
+/** What the vibe lane records of a track beside its vectors. */
+export type TrackVibe = Pick<Track, 'embedding_model' | 'vibe_tags'> & { embedding_dim: number | null };
+
+export type NewTrack = Omit<Track, 'id' | 'fpId' | 'ingested_at' | 'embedding_model' | 'vibe_tags'>;
 
 export interface UnsettledRow {
   id: string;
@@ -44,7 +51,8 @@ export interface DuplicateReport {
 }
 
 /** A `tracks` row as postgres.js returns it: the columns that differ from Track by name or type. */
-type Row = Omit<Track, 'fpId' | 'sha256' | 'raw_path' | 'file_size_bytes' | 'ingested_at'> & {
+type Row = Omit<Track, 'fpId' | 'sha256' | 'raw_path' | 'file_size_bytes' | 'ingested_at' | 'vibe_tags'> & {
+  vibe_tags: string[] | null;
   fp_id: number;
   file_hash_sha256: string;
   file_path: string;
@@ -68,6 +76,8 @@ const toTrack = (r: Row): Track => ({
   file_size_bytes: Number(r.file_size_bytes),
   raw_path: r.file_path,
   ingested_at: r.ingested_at.toISOString(),
+  embedding_model: r.embedding_model,
+  vibe_tags: r.vibe_tags ?? [],
 });
 
 export class Catalog {
@@ -77,22 +87,33 @@ export class Catalog {
    * Creates rows in state 'pending', owned by `owner`, in one transaction. A file whose hash is
    * already in the catalog (another process got there first) gives null in its place.
    */
-  async insertPending(items: (NewTrack & { id: string })[], owner: string): Promise<(Track | null)[]> {
+  async insertPending(items: (NewTrack & Partial<TrackVibe> & { id: string })[], owner: string): Promise<(Track | null)[]> {
     if (items.length === 0) return [];
     return this.sql.begin(async (tx) => {
       const out: (Track | null)[] = [];
       for (const t of items) {
         const [row] = await tx<Row[]>`
           INSERT INTO tracks (id, title, artist, album, duration_seconds, sample_rate, channels, bitrate, format,
-                              file_name, file_hash_sha256, file_size_bytes, file_path, ingest_owner)
+                              file_name, file_hash_sha256, file_size_bytes, file_path, ingest_owner,
+                              embedding_model, embedding_dim, vibe_tags)
           VALUES (${t.id}, ${t.title.slice(0, 500)}, ${t.artist?.slice(0, 500) ?? null}, ${t.album?.slice(0, 500) ?? null},
                   ${t.duration_seconds}, ${t.sample_rate}, ${t.channels}, ${t.bitrate}, ${t.format}, ${t.file_name},
-                  ${t.sha256}, ${t.file_size_bytes}, ${t.raw_path}, ${owner})
+                  ${t.sha256}, ${t.file_size_bytes}, ${t.raw_path}, ${owner},
+                  ${t.embedding_model ?? null}, ${t.embedding_dim ?? null}, ${tx.array(t.vibe_tags ?? [])})
           ON CONFLICT (file_hash_sha256) DO NOTHING
           RETURNING *`;
         out.push(row ? toTrack(row) : null);
       }
       return out;
+    });
+  }
+
+  /** Records a re-embedding (rebuild-index --vibe). */
+  async setVibe(rows: (TrackVibe & { id: string })[]): Promise<void> {
+    await this.sql.begin(async (tx) => {
+      for (const r of rows) {
+        await tx`UPDATE tracks SET embedding_model = ${r.embedding_model}, embedding_dim = ${r.embedding_dim}, vibe_tags = ${tx.array(r.vibe_tags)}, updated_at = now() WHERE id = ${r.id}`;
+      }
     });
   }
 

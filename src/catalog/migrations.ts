@@ -54,6 +54,11 @@ const MIGRATIONS: { version: number; name: string; sql: string }[] = [
       CREATE INDEX ix_duplicate_reports_reported_at ON duplicate_reports (reported_at);
     `,
   },
+  {
+    version: 3,
+    name: 'vibe tags',
+    sql: `ALTER TABLE tracks ADD COLUMN vibe_tags TEXT[] NOT NULL DEFAULT '{}';`,
+  },
 ];
 
 export async function migrate(sql: Sql): Promise<number> {

@@ -9,7 +9,9 @@ import { setLogLevel } from '../log.js';
 import { decodeFile } from '../pipeline/decode.js';
 import { Engine, MAX_QUERY_SECONDS } from '../pipeline/engine.js';
 import { ingestFiles, listAudioFiles } from '../pipeline/ingest.js';
+import { DEFAULT_MATCHER } from '../pipeline/matcher.js';
 import { rebuildIndex } from '../pipeline/rebuild.js';
+import { rebuildVibe } from '../vibe/rebuild.js';
 import { exactMatch, trackInfo } from '../server/schemas.js';
 import { serve } from '../server/serve.js';
 import { ProgressBar } from './progress.js';
@@ -20,7 +22,7 @@ const USAGE = `usage:
   audio-ident identify [--data-dir DIR] [--json] FILE... name the catalog track each clip comes from
   audio-ident tracks list [--data-dir DIR] [--json]
   audio-ident tracks rm   [--data-dir DIR] ID
-  audio-ident rebuild-index [--data-dir DIR]             re-fingerprint every track from its stored original
+  audio-ident rebuild-index [--data-dir DIR] [--vibe]    re-fingerprint (--vibe: re-embed) every track from its stored original
 
 --data-dir defaults to $AUDIO_IDENT_DATA_DIR, else ./data`;
 
@@ -29,6 +31,7 @@ const Args = z.object({
   positionals: z.array(z.string()),
   dataDir: z.string().min(1).optional(),
   json: z.boolean(),
+  vibe: z.boolean(),
 });
 
 function parse(argv: string[]): z.infer<typeof Args> {
@@ -38,11 +41,12 @@ function parse(argv: string[]): z.infer<typeof Args> {
     options: {
       'data-dir': { type: 'string' },
       json: { type: 'boolean', default: false },
+      vibe: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   const [command = 'help', ...rest] = values.help ? ['help'] : positionals;
-  const r = Args.safeParse({ command, positionals: rest, dataDir: values['data-dir'], json: values.json });
+  const r = Args.safeParse({ command, positionals: rest, dataDir: values['data-dir'], json: values.json, vibe: values.vibe });
   if (!r.success) throw new AppError('INVALID_ARGUMENT', `unknown command '${command}'\n${USAGE}`);
   return r.data;
 }
@@ -61,13 +65,20 @@ async function main(argv: string[]): Promise<number> {
     await serve(config);
     return 0;
   }
+  if (args.command === 'rebuild-index' && args.vibe) {
+    const bar = new ProgressBar('re-embed');
+    const r = await rebuildVibe(config, (done, total) => bar.update(done, total, 'tracks'));
+    process.stdout.write(`re-embedded ${r.tracks} track(s) with ${r.model}, ${(r.audioSeconds / 3600).toFixed(2)} h of audio, ${r.vectors} vectors, in ${r.elapsedSeconds.toFixed(1)} s\n`);
+    return 0;
+  }
   if (args.command === 'rebuild-index') {
     const bar = new ProgressBar('rebuild');
     const r = await rebuildIndex(config, (done, total) => bar.update(done, total, 'tracks'));
     process.stdout.write(`rebuilt the index of ${r.tracks} track(s), ${(r.audioSeconds / 3600).toFixed(2)} h of audio, in ${r.elapsedSeconds.toFixed(1)} s\n`);
     return 0;
   }
-  const engine = await Engine.open(config);
+  // Ingest embeds new tracks; the other commands need no model.
+  const engine = await Engine.open(config, DEFAULT_MATCHER, { vibe: args.command === 'ingest' });
   try {
     switch (args.command) {
       case 'ingest': {

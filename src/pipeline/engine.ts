@@ -3,10 +3,10 @@
 // all work through it.
 //
 // Agreement after a crash comes from the order of writes. Ingest: catalog row 'pending' ->
-// postings -> raw file moved into place -> row 'indexed'. Delete: row 'deleting' -> postings
-// removed -> raw file removed -> row deleted. Readers see 'indexed' rows only, and on open the
-// engine rolls back the pending rows of dead processes, finishes interrupted deletions and drops
-// postings and raw files that no row refers to.
+// postings -> vibe vectors -> raw file moved into place -> row 'indexed'. Delete: row 'deleting'
+// -> postings removed -> vectors removed -> raw file removed -> row deleted. Readers see
+// 'indexed' rows only, and on open the engine rolls back the pending rows of dead processes,
+// finishes interrupted deletions and drops postings, vectors and raw files that no row refers to.
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import { Catalog, type NewTrack, type Track } from '../catalog/catalog.js';
@@ -21,6 +21,8 @@ import { fingerprint, type Hashes } from './fingerprint.js';
 import { DEFAULT_MATCHER, VoteTable, type MatcherConfig, type Match } from './matcher.js';
 import { RawStore } from './raw-store.js';
 import { DataStore } from './store.js';
+import { openVibeLane, type TrackEmbeddings, type VibeLane } from '../vibe/lane.js';
+import { openVectorStore, type VectorStore } from '../vibe/vector-store.js';
 
 export const MIN_QUERY_SECONDS = 3;
 export const MAX_QUERY_SECONDS = 30;
@@ -30,10 +32,19 @@ export interface PreparedTrack {
   meta: NewTrack;
   fp: Hashes;
   staged: string;
+  /** The track's embeddings, when the vibe lane is on. */
+  vibe?: TrackEmbeddings;
 }
 
 export interface TrackMatch extends Omit<Match, 'fpId'> {
   track: Track;
+}
+
+export interface TrackVibeMatch {
+  track: Track;
+  similarity: number;
+  /** The model that compared them. */
+  embeddingModel: string;
 }
 
 export interface SameRecording {
@@ -51,22 +62,41 @@ export class Engine {
     private readonly db: Database,
     readonly store: DataStore,
     readonly index: FingerprintIndex,
+    /** The vibe lane's vectors: always open, so that deletion and settling reach them. */
+    readonly vectors: VectorStore,
+    /** The vibe lane when its model is loaded (opened with `vibe: true`). */
+    readonly vibe: VibeLane | undefined,
+    /** Why there is no vibe lane, when there is none. */
+    readonly vibeUnavailable: string,
     private readonly matcher: MatcherConfig,
   ) {
     this.raw = new RawStore(config.dataDir);
     this.catalog = new Catalog(db.sql);
   }
 
-  static async open(config: Config, matcher: MatcherConfig = DEFAULT_MATCHER): Promise<Engine> {
+  /**
+   * Opens the stores of a data dir and settles what crashed processes left. With `vibe`, loads
+   * the configured embedding model too (a pool of workers: for the server, ingest and rebuild);
+   * a store holding vectors of another model is refused then, unless `vibe: 'replace'` (a
+   * re-embedding that replaces them).
+   */
+  static async open(config: Config, matcher: MatcherConfig = DEFAULT_MATCHER, opts: { vibe?: boolean | 'replace' } = {}): Promise<Engine> {
     const db = await openDatabase(config);
     let store: DataStore | undefined;
+    let vectors: VectorStore | undefined;
+    let vibe: VibeLane | undefined;
     try {
       await migrate(db.sql);
       store = DataStore.open(config.dataDir);
-      const engine = new Engine(config, db, store, new FingerprintIndex(store), matcher);
+      vectors = await openVectorStore(config);
+      const opened = opts.vibe ? await openVibeLane(config, vectors, opts.vibe === 'replace') : { lane: undefined, reason: 'the vibe model is not loaded in this process' };
+      vibe = opened.lane;
+      const engine = new Engine(config, db, store, new FingerprintIndex(store), vectors, vibe, opened.lane ? '' : opened.reason, matcher);
       await engine.settle();
       return engine;
     } catch (e) {
+      await vibe?.close();
+      await vectors?.close();
       await store?.close();
       await db.close();
       throw e;
@@ -78,6 +108,8 @@ export class Engine {
   }
 
   async close(): Promise<void> {
+    await this.vibe?.close();
+    await this.vectors.close();
     await this.store.close();
     await this.db.close();
   }
@@ -93,13 +125,21 @@ export class Engine {
    */
   async commit(items: PreparedTrack[]): Promise<(Track | null)[]> {
     if (items.length === 0) return [];
+    const lane = this.vibe;
     const rows = await this.catalog.insertPending(
-      items.map((it) => ({ ...it.meta, id: randomUUID() })),
+      items.map((it) => ({
+        ...it.meta,
+        id: randomUUID(),
+        embedding_model: lane && it.vibe ? lane.space.id : null,
+        embedding_dim: lane && it.vibe ? lane.space.dim : null,
+        vibe_tags: lane && it.vibe ? lane.topTags(it.vibe.track) : [],
+      })),
       processOwner,
     );
     const created = rows.flatMap((track, i) => (track ? [{ track, item: items[i]! }] : []));
     try {
       this.store.transaction(() => this.index.add(created.map(({ track, item }) => ({ track: track.fpId, fp: item.fp }))));
+      if (lane) await this.vectors.add(lane.space, created.flatMap(({ track, item }) => (item.vibe ? lane.points(track, item.vibe) : [])));
       for (const { track, item } of created) await this.raw.publish(item.staged, track.raw_path);
       await this.catalog.markIndexed(created.map(({ track }) => track.id));
     } catch (e) {
@@ -116,6 +156,26 @@ export class Engine {
     if (!track) throw new AppError('TRACK_NOT_FOUND', `no track with id ${id}`);
     await this.undo([track]);
     return track;
+  }
+
+  /**
+   * The catalog tracks that sound most like a clip of 16 kHz mono PCM, best first (the vibe
+   * lane); the clip is embedded in the worker pool. Throws LANE_UNAVAILABLE without a model.
+   */
+  async vibeSearch(pcm: Float32Array, maxResults: number): Promise<TrackVibeMatch[]> {
+    if (!this.vibe) throw new AppError('LANE_UNAVAILABLE', `the vibe lane is not available: ${this.vibeUnavailable}`);
+    const e = await this.vibe.embedder.embedClip(pcm.subarray(0, MAX_QUERY_SECONDS * SAMPLE_RATE));
+    return this.resolveVibe(await this.vibe.nearest(e, maxResults));
+  }
+
+  /** Attaches catalog rows to vibe hits; a hit whose track is not visible is dropped. */
+  async resolveVibe(hits: { fpId: number; similarity: number }[]): Promise<TrackVibeMatch[]> {
+    const tracks = await this.catalog.byFpIds(hits.map((h) => h.fpId));
+    const embeddingModel = this.vibe?.embedder.model.id ?? '';
+    return hits.flatMap((h) => {
+      const track = tracks.get(h.fpId);
+      return track ? [{ track, similarity: h.similarity, embeddingModel }] : [];
+    });
   }
 
   /** Matches of a clip of 16 kHz mono PCM, best first: at least 3 s; only its first 30 s are used. */
@@ -179,12 +239,13 @@ export class Engine {
     return votes.best(maxResults);
   }
 
-  /** Removes tracks' postings, raw files and rows, in that order. */
+  /** Removes tracks' postings, vectors, raw files and rows, in that order. */
   private async undo(tracks: { id: string; fpId: number; raw_path: string }[]): Promise<void> {
     if (tracks.length === 0) return;
     this.store.transaction(() => {
       for (const t of tracks) this.index.remove(t.fpId);
     });
+    await this.vectors.removeTracks(tracks.map((t) => t.fpId));
     for (const t of tracks) await this.raw.remove(t.raw_path);
     await this.catalog.deleteRows(tracks.map((t) => t.id));
   }
@@ -202,14 +263,17 @@ export class Engine {
     // Stores are listed before the catalog's references: whatever they held then had its row
     // already, so a concurrent ingest's fresh postings and files are never taken for orphans.
     const indexed = this.index.trackNumbers();
+    const embedded = await this.vectors.trackNumbers();
     const files = await this.raw.published();
     const refs = await this.catalog.references();
     const orphanTracks = indexed.filter((n) => !refs.fpIds.has(n));
+    const orphanVectors = embedded.filter((n) => !refs.fpIds.has(n));
     const orphanFiles = files.filter((f) => !refs.rawPaths.has(f));
     this.store.transaction(() => {
       for (const n of orphanTracks) this.index.remove(n);
     });
+    await this.vectors.removeTracks(orphanVectors);
     for (const f of orphanFiles) await this.raw.remove(f);
-    log.info('settled an interrupted ingest or deletion', { rows: unsettled.length, postings: orphanTracks.length, files: orphanFiles.length, staged });
+    log.info('settled an interrupted ingest or deletion', { rows: unsettled.length, postings: orphanTracks.length, vectors: orphanVectors.length, files: orphanFiles.length, staged });
   }
 }

@@ -1,6 +1,6 @@
 // Ingest: files and folders in; each new file is hashed, decoded (in parallel, one ffmpeg per
-// core), fingerprinted, checked against the catalog for another copy of the same recording,
-// staged, and committed in batches. A file that fails is reported and skipped; the others go on.
+// core), checked against the catalog for another copy of the same recording, fingerprinted and
+// embedded (when the vibe lane is on), staged, and committed in batches. A file that fails is reported and skipped; the others go on.
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../errors.js';
@@ -135,6 +135,9 @@ export async function ingestFiles(
         outcomes[index] = { file, status: 'duplicate', reason: 'same_recording', track: same.track, confidence: same.confidence };
         return;
       }
+      // The embedding runs in the worker pool while this thread fingerprints.
+      const vibe = engine.vibe?.embedder.embedTrack(pcm);
+      vibe?.catch(() => undefined); // awaited below; a fingerprinting error must not leave it unhandled
       const fp = fingerprint(pcm, 'index');
       const named = path.extname(names[index]!).toLowerCase();
       const ext = AUDIO_EXTENSIONS.has(named) ? named.slice(1) : format;
@@ -148,7 +151,7 @@ export async function ingestFiles(
         file_size_bytes: size,
         raw_path: engine.raw.relativePath(sha, ext),
       };
-      batch.push({ index, item: { meta, fp, staged } });
+      batch.push({ index, item: { meta, fp, staged, vibe: await vibe } });
       batchPostings += fp.hashes.length;
       progress.audioSeconds += seconds;
       if (batchPostings >= engine.config.ingestBatchPostings) await flush();

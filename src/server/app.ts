@@ -11,8 +11,8 @@ import { bodyLimit } from 'hono/body-limit';
 import type { Config } from '../config.js';
 import { AppError, httpStatus, isErrorCode, toAppError } from '../errors.js';
 import { log } from '../log.js';
-import { decodeBuffer } from '../pipeline/decode.js';
-import { MAX_QUERY_SECONDS, type Engine } from '../pipeline/engine.js';
+import { decodeBuffer, SAMPLE_RATE } from '../pipeline/decode.js';
+import { MAX_QUERY_SECONDS, MIN_QUERY_SECONDS, type Engine } from '../pipeline/engine.js';
 import { ingestFiles, type IngestOutcome } from '../pipeline/ingest.js';
 import { Metrics } from './metrics.js';
 import * as S from './schemas.js';
@@ -20,6 +20,8 @@ import { serveWebClient } from './web.js';
 
 /** Largest search clip (the seed's browser upload limit). */
 export const SEARCH_MAX_BYTES = 10 * 2 ** 20;
+/** Each search lane's time (the seed's budget: exact 3 s, vibe 4 s, within 5 s in all). */
+const LANE_TIMEOUT_MS = { exact: 3000, vibe: 4000 };
 /** Room for the multipart envelope and the small form fields around the file. */
 const FORM_SLACK = 64 * 1024;
 
@@ -182,18 +184,37 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
       const started = performance.now();
       const { audio, mode, max_results } = c.req.valid('form');
       if (audio.size > SEARCH_MAX_BYTES) throw new AppError('FILE_TOO_LARGE', 'upload over 10 MB');
-      if (mode === 'vibe') throw new AppError('LANE_UNAVAILABLE', 'the vibe lane (audio embeddings) is not available yet: use mode=exact or mode=both');
+      if (mode === 'vibe' && !engine.vibe) throw new AppError('LANE_UNAVAILABLE', `the vibe lane is not available (${engine.vibeUnavailable}): use mode=exact`);
       const pcm = await decodeBuffer(new Uint8Array(await audio.arrayBuffer()), audio.name || 'audio', { ffmpegPath: config.ffmpegPath, maxSeconds: MAX_QUERY_SECONDS });
-      const matches = await engine.identify(pcm, max_results);
-      metrics.inc('audio_ident_searches_total', 'Clip searches, by whether the exact lane matched', { matched: String(matches.length > 0) });
+      const seconds = pcm.length / SAMPLE_RATE;
+      if (seconds < MIN_QUERY_SECONDS) throw new AppError('AUDIO_TOO_SHORT', `clip is ${seconds.toFixed(1)} s long; at least ${MIN_QUERY_SECONDS} s are needed`);
+      // The lanes run side by side, each within its own time; in mode both, one lane failing or
+      // running late leaves the other's answer standing.
+      const [exact, vibe] = await Promise.all([
+        mode === 'vibe' ? undefined : runLane('exact', () => engine.identify(pcm, max_results), LANE_TIMEOUT_MS.exact),
+        mode === 'exact' || !engine.vibe ? undefined : runLane('vibe', () => engine.vibeSearch(pcm, max_results), LANE_TIMEOUT_MS.vibe),
+      ]);
+      if (mode !== 'both') {
+        const only = (exact ?? vibe)!;
+        if (only.status !== 'ran') throw only.error;
+      }
+      const exactMatches = exact?.status === 'ran' ? exact.value : [];
+      const vibeMatches = vibe?.status === 'ran' ? vibe.value : [];
+      metrics.inc('audio_ident_searches_total', 'Clip searches, by whether the exact lane matched', { matched: String(exactMatches.length > 0) });
+      for (const [lane, r] of [['exact', exact], ['vibe', vibe]] as const) {
+        if (r) metrics.inc('audio_ident_search_lanes_total', 'Search lanes run, by outcome', { lane, status: r.status });
+      }
       return c.json(
         {
           request_id: randomUUID(),
           query_duration_ms: Math.round((performance.now() - started) * 100) / 100,
-          exact_matches: matches.map(S.exactMatch),
-          vibe_matches: [],
+          exact_matches: exactMatches.map(S.exactMatch),
+          vibe_matches: vibeMatches.map(S.vibeMatch),
           mode_used: mode,
-          lanes: { exact: 'ran' as const, vibe: mode === 'both' ? ('unavailable' as const) : ('skipped' as const) },
+          lanes: {
+            exact: exact?.status ?? ('skipped' as const),
+            vibe: vibe?.status ?? (mode === 'exact' ? ('skipped' as const) : ('unavailable' as const)),
+          },
         },
         200,
       );
@@ -205,7 +226,7 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
     createRoute({
       method: 'get',
       path: '/health',
-      summary: 'Whether the catalog, the index and ffmpeg work',
+      summary: 'Whether the catalog, the index, ffmpeg and the vibe lane work',
       responses: { 200: json(S.Health, 'All good'), 503: json(S.Health, 'Something is down') },
     }),
     async (c) => {
@@ -221,7 +242,12 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
         ffmpeg: await ffmpegVersion(config.ffmpegPath).then((v) => `ok (${v})`, (e: Error) => `error: ${e.message}`),
       };
       const ok = Object.values(checks).every((v) => v.startsWith('ok'));
-      return c.json({ status: ok ? ('ok' as const) : ('degraded' as const), checks }, ok ? 200 : 503);
+      // The vibe lane is optional: off is reported, not a failure; an unreachable store is.
+      const vibe = engine.vibe
+        ? await engine.vectors.count().then((n) => `ok (${engine.vibe!.space.id}, ${engine.vectors.backend}, ${n.track} tracks)`, (e: Error) => `error: ${e.message}`)
+        : `off (${engine.vibeUnavailable})`;
+      const healthy = ok && !vibe.startsWith('error');
+      return c.json({ status: healthy ? ('ok' as const) : ('degraded' as const), checks: { ...checks, vibe } }, healthy ? 200 : 503);
     },
   );
 
@@ -243,6 +269,29 @@ function uploadResult(fileName: string, o: IngestOutcome): z.infer<typeof S.Trac
       return { file_name: fileName, status: 'duplicate', track: S.trackInfo(o.track), duplicate_of: { id: o.track.id, reason: o.reason, confidence: Math.round(o.confidence * 1000) / 1000 } };
     case 'failed':
       return { file_name: fileName, status: 'failed', error: { code: o.code, message: o.message } };
+  }
+}
+
+type LaneResult<T> = { status: 'ran'; value: T } | { status: 'failed' | 'timeout'; error: AppError };
+
+/** Runs one search lane within its time; what went wrong is returned, not thrown. */
+async function runLane<T>(lane: string, fn: () => Promise<T>, timeoutMs: number): Promise<LaneResult<T>> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<LaneResult<T>>((resolve) => {
+    timer = setTimeout(() => resolve({ status: 'timeout', error: new AppError('TIMEOUT', `the ${lane} lane took longer than ${timeoutMs / 1000} s`) }), timeoutMs);
+  });
+  const work = fn().then(
+    (value): LaneResult<T> => ({ status: 'ran', value }),
+    (e: unknown): LaneResult<T> => {
+      const error = toAppError(e);
+      if (error.code === 'INTERNAL') log.error('search lane failed', { lane, error: (e as Error).stack ?? String(e) });
+      return { status: 'failed', error };
+    },
+  );
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -2,7 +2,7 @@
 // OpenAPI document.
 import { z } from '@hono/zod-openapi';
 import type { Track } from '../catalog/catalog.js';
-import type { TrackMatch } from '../pipeline/engine.js';
+import type { TrackMatch, TrackVibeMatch } from '../pipeline/engine.js';
 
 export const ErrorBody = z
   .object({ error: z.object({ code: z.string(), message: z.string() }) })
@@ -35,7 +35,12 @@ export const ExactMatch = z
   .openapi('ExactMatch');
 
 export const VibeMatch = z
-  .object({ track: TrackInfo, similarity: z.number().min(0).max(1), embedding_model: z.string() })
+  .object({
+    track: TrackInfo,
+    similarity: z.number().min(0).max(1).openapi({ description: 'Cosine similarity of the clip to the closest 10 s chunk of the track, clamped to [0, 1]' }),
+    embedding_model: z.string(),
+    tags: z.array(z.string()).max(3).openapi({ description: "The matched track's strongest tags by the model, strongest first ([] for a model without tags)" }),
+  })
   .openapi('VibeMatch');
 
 export const SearchMode = z.enum(['exact', 'vibe', 'both']);
@@ -55,10 +60,10 @@ export const SearchResponse = z
     mode_used: SearchMode,
     lanes: z
       .object({
-        exact: z.enum(['ran', 'skipped', 'failed']),
-        vibe: z.enum(['ran', 'skipped', 'unavailable', 'failed']),
+        exact: z.enum(['ran', 'skipped', 'failed', 'timeout']),
+        vibe: z.enum(['ran', 'skipped', 'unavailable', 'failed', 'timeout']),
       })
-      .openapi({ description: 'What each lane did: the vibe lane is unavailable until embeddings exist' }),
+      .openapi({ description: 'What each lane did: skipped (not asked for), unavailable (no embedding model loaded), failed, timeout (exact 3 s, vibe 4 s); in mode both one lane failing leaves the other standing' }),
   })
   .openapi('SearchResponse');
 
@@ -104,7 +109,7 @@ export const DuplicateReports = z
 export const Health = z
   .object({
     status: z.enum(['ok', 'degraded']),
-    checks: z.object({ catalog: z.string(), index: z.string(), ffmpeg: z.string() }),
+    checks: z.object({ catalog: z.string(), index: z.string(), ffmpeg: z.string(), vibe: z.string().openapi({ description: 'The vibe lane: ok (model, store, tracks with vectors), off (why), or error' }) }),
   })
   .openapi('Health');
 
@@ -132,4 +137,8 @@ export function exactMatch(m: TrackMatch): z.infer<typeof ExactMatch> {
     offset_seconds: Math.round(m.offsetSeconds * 100) / 100,
     aligned_hashes: m.alignedHashes,
   };
+}
+
+export function vibeMatch(m: TrackVibeMatch): z.infer<typeof VibeMatch> {
+  return { track: trackInfo(m.track), similarity: Math.round(m.similarity * 1000) / 1000, embedding_model: m.embeddingModel, tags: m.track.vibe_tags.slice(0, 3) };
 }

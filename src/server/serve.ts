@@ -8,6 +8,7 @@ import { log } from '../log.js';
 import type { Server } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Engine } from '../pipeline/engine.js';
+import { DEFAULT_MATCHER } from '../pipeline/matcher.js';
 import { DEFAULT_LIMITS, type ListenLimits } from '../stream/session.js';
 import { ListenService } from '../stream/transport.js';
 import { createApp } from './app.js';
@@ -28,7 +29,7 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
     log.warn('AUDIO_IDENT_API_KEY is not set: listening on 127.0.0.1 only, not on the HOST asked for', { host });
     host = '127.0.0.1';
   }
-  const engine = await Engine.open(config);
+  const engine = await Engine.open(config, DEFAULT_MATCHER, { vibe: true });
   const metrics = new Metrics();
   const app = createApp(engine, config, metrics);
   const server: ServerType = await new Promise((resolve, reject) => {
@@ -41,7 +42,7 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
   const loop = watchEventLoop(metrics);
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info('listening', { url, catalog: engine.databaseKind, dataDir: config.dataDir, ingestAuth: config.apiKey ? 'api key' : 'none (localhost only)' });
+  log.info('listening', { url, catalog: engine.databaseKind, dataDir: config.dataDir, ingestAuth: config.apiKey ? 'api key' : 'none (localhost only)', vibe: engine.vibe ? engine.vibe.space.id : `off: ${engine.vibeUnavailable}`, vectors: engine.vectors.backend });
   let closing: Promise<void> | undefined;
   return {
     url,

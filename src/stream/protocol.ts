@@ -1,7 +1,7 @@
 // The listening protocol on /api/v1/listen: client messages validated with zod, server messages
 // typed. Every text message is a JSON object whose `type` names it; audio travels as binary.
 import { z } from 'zod';
-import type { ExactMatch } from '../server/schemas.js';
+import type { ExactMatch, VibeMatch } from '../server/schemas.js';
 
 export const StartMessage = z
   .object({
@@ -26,7 +26,7 @@ export interface LiveMatch extends z.infer<typeof ExactMatch> {
 }
 
 export type ServerMessage =
-  | { type: 'ready'; session_id: string; limits: { max_seconds: number | null; max_chunk_bytes: number; idle_seconds: number }; lanes: { exact: 'on'; vibe: 'unavailable' | 'off' } }
+  | { type: 'ready'; session_id: string; limits: { max_seconds: number | null; max_chunk_bytes: number; idle_seconds: number }; lanes: { exact: 'on' | 'off'; vibe: 'on' | 'off' } }
   | {
       type: 'result';
       lane: 'exact';
@@ -35,6 +35,14 @@ export type ServerMessage =
       matches: LiveMatch[];
       /** Continuous sessions: stream time at which this track began (a change of track). */
       changed_at_seconds?: number;
+    }
+  | {
+      type: 'result';
+      lane: 'vibe';
+      /** Provisional while successive windows disagree on the closest track; final once two agree. */
+      status: 'provisional' | 'final';
+      heard_seconds: number;
+      matches: z.infer<typeof VibeMatch>[];
     }
   | { type: 'no_match'; heard_seconds: number }
   | { type: 'error'; code: string; message: string };

@@ -5,7 +5,9 @@
 //                threshold of aligned hashes;
 //   final:       the lead reaches the calibrated threshold and holds at the same place in the
 //                same track over two evaluations.
-// Continuous sessions keep going after a final answer and report each change of track.
+// Continuous sessions keep going after a final answer and report each change of track. In modes
+// vibe and both, vibe-windows.ts answers which catalog tracks sound alike, beside and never in
+// the way of the exact lane.
 import { AppError, wsCloseCode } from '../errors.js';
 import { log } from '../log.js';
 import type { Track } from '../catalog/catalog.js';
@@ -13,9 +15,10 @@ import { SAMPLE_RATE } from '../pipeline/decode.js';
 import type { Engine } from '../pipeline/engine.js';
 import { FRAME_SECONDS, FingerprintStream, type Hashes } from '../pipeline/fingerprint.js';
 import type { Match, VoteTable } from '../pipeline/matcher.js';
-import { exactMatch } from '../server/schemas.js';
+import { exactMatch, vibeMatch } from '../server/schemas.js';
 import { createDecoder, type StreamDecoder } from './decoder.js';
 import type { LiveMatch, ServerMessage, Start } from './protocol.js';
+import { VibeWindows } from './vibe-windows.js';
 
 export interface ListenLimits {
   maxSessions: number;
@@ -54,6 +57,8 @@ export interface SessionSink {
 
 export class ListenSession {
   private readonly decoder: StreamDecoder;
+  private readonly exactOn: boolean;
+  private readonly vibe: VibeWindows | undefined;
   private readonly fp = new FingerprintStream('query');
   private readonly votes: VoteTable;
   private readonly startedAt = performance.now();
@@ -78,6 +83,11 @@ export class ListenSession {
     private readonly sink: SessionSink,
   ) {
     this.votes = engine.newVoteTable();
+    this.exactOn = start.mode !== 'vibe';
+    this.vibe =
+      start.mode !== 'exact' && engine.vibe
+        ? new VibeWindows(engine, engine.vibe, start.max_results, (status, heard, matches) => this.send({ type: 'result', lane: 'vibe', status, heard_seconds: round(heard, 2), matches: matches.map(vibeMatch) }), id)
+        : undefined;
     this.decoder = createDecoder(start.format, start.sample_rate, { pcm: (x) => this.onPcm(x), error: (e) => this.fail(e) }, engine.config.ffmpegPath);
   }
 
@@ -100,8 +110,14 @@ export class ListenSession {
     this.ended = true;
     this.enqueue(async () => {
       await this.decoder.end();
-      this.consume(this.fp.end());
-      await this.evaluate(true);
+      if (this.exactOn) {
+        this.consume(this.fp.end());
+        await this.evaluate(true);
+      }
+      if (this.vibe) {
+        await this.vibe.finish();
+        if (!this.exactOn && !this.vibe.answered) this.send({ type: 'no_match', heard_seconds: round(this.heardSeconds, 2) });
+      }
       this.close(1000, reason);
     });
   }
@@ -135,7 +151,8 @@ export class ListenSession {
 
   private onPcm(pcm: Float32Array): void {
     this.samples += pcm.length;
-    this.consume(this.fp.push(pcm));
+    if (this.exactOn) this.consume(this.fp.push(pcm));
+    this.vibe?.push(pcm);
     if (this.ended) return; // draining after stop: the closing evaluation sees it
     const elapsed = (performance.now() - this.startedAt) / 1000;
     if (this.heardSeconds > elapsed * this.limits.paceFactor + this.limits.paceBurstSeconds) {
@@ -146,7 +163,7 @@ export class ListenSession {
       this.stop(`maximum session length (${this.limits.maxSeconds} s) reached`);
       return;
     }
-    if (this.heardSeconds - this.lastEval >= EVAL_EVERY_SECONDS) {
+    if (this.exactOn && this.heardSeconds - this.lastEval >= EVAL_EVERY_SECONDS) {
       this.lastEval = this.heardSeconds;
       this.enqueue(() => this.evaluate(false));
     }

@@ -133,7 +133,7 @@ export class ListenService {
       return;
     }
     if (c.session) throw new AppError('PROTOCOL_ERROR', 'start sent twice');
-    if (msg.mode === 'vibe') throw new AppError('LANE_UNAVAILABLE', 'the vibe lane (audio embeddings) is not available yet: use mode exact or both');
+    if (msg.mode === 'vibe' && !this.engine.vibe) throw new AppError('LANE_UNAVAILABLE', `the vibe lane is not available (${this.engine.vibeUnavailable}): use mode exact`);
     const id = randomUUID();
     c.session = new ListenSession(id, msg, this.engine, this.limits, {
       send: (m) => send(c.ws, m),
@@ -143,7 +143,7 @@ export class ListenService {
       type: 'ready',
       session_id: id,
       limits: { max_seconds: msg.continuous ? null : this.limits.maxSeconds, max_chunk_bytes: this.limits.maxChunkBytes, idle_seconds: this.limits.idleSeconds },
-      lanes: { exact: 'on', vibe: msg.mode === 'both' ? 'unavailable' : 'off' },
+      lanes: { exact: msg.mode === 'vibe' ? 'off' : 'on', vibe: msg.mode !== 'exact' && this.engine.vibe ? 'on' : 'off' },
     });
   }
 

@@ -1,0 +1,62 @@
+// bench:vibe: how well the vibe lane finds tracks that sound alike, on the full shared corpus with
+// the Debian package a track comes from as its label (one game's soundtrack shares a style).
+// Same-package precision@10 for whole-track queries and for one 10 s chunk per track as the
+// query (the query's own track excluded), for ways of turning the model's outputs into vectors,
+// next to random ranking and an MFCC mean/std baseline; then the embedding speed and the latency
+// of vibe searches for 10 s clips through the real store.
+//
+//   npm run bench:vibe [-- --embed-only | --cached-only] [-- --latency-runs N]
+// --embed-only fills the cache; --cached-only evaluates the tracks cached so far (a partial run).
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../src/config.js';
+import { ProgressBar } from '../src/cli/progress.js';
+import { setLogLevel } from '../src/log.js';
+import { openEmbedder } from '../src/vibe/embedder.js';
+import { fetchCorpus, pool, rng, SPLIT_SEED } from '../test/corpus.js';
+import { computeCached, readCached, type CachedTrack } from './vibe-cache.js';
+import { evaluate, printEvaluation } from './vibe-eval.js';
+import { latency } from './vibe-latency.js';
+
+const { values } = parseArgs({
+  options: { 'embed-only': { type: 'boolean', default: false }, 'cached-only': { type: 'boolean', default: false }, 'latency-runs': { type: 'string', default: '60' } },
+});
+setLogLevel('warn');
+
+const config = loadConfig();
+const opened = await openEmbedder(config);
+if (!opened.embedder) {
+  console.error(`no vibe model: ${opened.reason}`);
+  process.exit(1);
+}
+const embedder = opened.embedder;
+// Shuffled, so that an interrupted first run leaves a cache that samples every package.
+const r = rng(SPLIT_SEED);
+const corpus = (await fetchCorpus('full')).map((t) => ({ t, k: r() })).sort((a, b) => a.k - b.k).map((x) => x.t);
+const cached: CachedTrack[] = [];
+const bar = new ProgressBar('embed');
+let done = 0;
+let computedSeconds = 0;
+let computedMs = 0;
+await pool(corpus, config.vibeThreads + 1, async (t) => {
+  let c = readCached(embedder.model.id, t);
+  if (!c && values['cached-only']) return;
+  if (!c) {
+    c = await computeCached(embedder, config.ffmpegPath, t);
+    computedSeconds += c.seconds;
+    computedMs += c.embedMs;
+  }
+  cached.push(c);
+  bar.update(++done, corpus.length, `${cached.length} ready`);
+});
+cached.sort((a, b) => a.name.localeCompare(b.name));
+const hours = cached.reduce((s, c) => s + c.seconds, 0) / 3600;
+console.log(`\n# bench:vibe — ${embedder.model.id}, ${cached.length} of ${corpus.length} tracks (${hours.toFixed(2)} h), ${new Set(cached.map((c) => c.pkg)).size} packages; embedding pool of ${config.vibeThreads} thread(s)`);
+if (computedSeconds > 0) {
+  // embedTrack's wall time while `threads` tracks share the pool: per-thread speed.
+  console.log(`embedding speed this run: ${(computedSeconds / (computedMs / 1000)).toFixed(1)}x real time per track in flight (${(computedSeconds / 3600).toFixed(2)} h embedded)`);
+}
+if (!values['embed-only']) {
+  printEvaluation(evaluate(cached));
+  await latency(embedder, cached, Number(values['latency-runs']), config.ffmpegPath);
+}
+await embedder.close();
