@@ -78,7 +78,7 @@ export class ListenSession {
     private readonly sink: SessionSink,
   ) {
     this.votes = engine.newVoteTable();
-    this.decoder = createDecoder(start.format, start.sample_rate, { pcm: (x) => this.onPcm(x), error: (e) => this.fail(e) }, engine.config.ffmpegPath);
+    this.decoder = createDecoder(start.format, start.sample_rate, { pcm: (x) => this.onPcm(x), error: (e) => this.fail(e) });
   }
 
   private get heardSeconds(): number {

@@ -8,7 +8,6 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AppError, wsCloseCode } from '../errors.js';
 import { log } from '../log.js';
 import type { Engine } from '../pipeline/engine.js';
-import { runningFfmpeg } from './decoder.js';
 import { StartMessage, StopMessage, type ServerMessage } from './protocol.js';
 import { DEFAULT_LIMITS, ListenSession, type ListenLimits } from './session.js';
 
@@ -56,9 +55,9 @@ export class ListenService {
     this.heartbeat.unref();
   }
 
-  /** Open connections and the ffmpeg processes of their sessions. */
-  stats(): { sessions: number; ffmpeg: number } {
-    return { sessions: this.connections.size, ffmpeg: runningFfmpeg() };
+  /** Open connections. */
+  stats(): { sessions: number } {
+    return { sessions: this.connections.size };
   }
 
   /** Closes every session (1001) and waits until their connections are gone. */
