@@ -1,7 +1,10 @@
 // In-process decoding of Opus in WebM or Ogg to 16 kHz mono float PCM: our own demultiplexer,
 // then libopus compiled to WebAssembly (the opus-decoder package). libopus decodes at 16 kHz
 // natively (CELT drops the bands above 8 kHz, SILK runs at 16 kHz), so no resampling pass is
-// needed, and a mono decoder downmixes a stereo stream itself. The same class serves live
+// needed. The decoder always outputs stereo (it duplicates a mono stream, so one decoder serves
+// both, created before the header arrives); a stereo stream is downmixed as ffmpeg downmixes the
+// catalog, (L + R) / sqrt(2), so that query and catalog audio stand at the same level. The same
+// class serves live
 // sessions (bytes as they arrive) and uploaded clips (the whole buffer); no process is started.
 import { OpusDecoder } from 'opus-decoder';
 import { AppError } from '../errors.js';
@@ -13,7 +16,7 @@ import { WebmDemuxer } from './webm-demux.js';
 export type OpusContainer = 'webm' | 'ogg';
 
 /** The decoder's input buffer (opus-decoder allots 3840 bytes per channel; real packets are far smaller). */
-const MAX_DECODER_PACKET = 3840;
+const MAX_DECODER_PACKET = 2 * 3840;
 
 export class OpusPcmStream {
   private readonly demux: OpusDemuxer;
@@ -27,7 +30,7 @@ export class OpusPcmStream {
 
   /** A stream ready to decode (the WebAssembly instance is created asynchronously). */
   static async open(container: OpusContainer): Promise<OpusPcmStream> {
-    const decoder = new OpusDecoder({ sampleRate: SAMPLE_RATE as 16000, channels: 1, streamCount: 1, coupledStreamCount: 0, channelMappingTable: [0] });
+    const decoder = new OpusDecoder({ sampleRate: SAMPLE_RATE as 16000, channels: 2, streamCount: 1, coupledStreamCount: 1, channelMappingTable: [0, 1] });
     await decoder.ready;
     return new OpusPcmStream(container, decoder);
   }
@@ -52,7 +55,7 @@ export class OpusPcmStream {
     if (!packets.length) return new Float32Array(0);
     const head = this.demux.head!;
     if (this.skip === undefined) {
-      // Family 0 is mono or stereo in one stream, all a browser sends; a mono decoder takes either.
+      // Family 0 is mono or stereo in one stream, all a browser sends; a stereo decoder takes either.
       if (head.mappingFamily !== 0) throw new AppError('UNSUPPORTED_FORMAT', `multichannel Opus (mapping family ${head.mappingFamily}) is not decoded in process`);
       this.skip = Math.round((head.preSkip * SAMPLE_RATE) / 48000);
     }
@@ -63,7 +66,9 @@ export class OpusPcmStream {
       if (p.length > MAX_DECODER_PACKET) throw new AppError('DECODE_FAILED', `Opus packet of ${p.length} bytes (at most ${MAX_DECODER_PACKET} decoded in process)`);
       const out = this.decoder.decodeFrame(p);
       if (out.errors.length) throw new AppError('DECODE_FAILED', `corrupt Opus packet: ${out.errors[0]!.message}`);
-      let pcm = out.channelData[0]!;
+      const [left, right] = out.channelData as [Float32Array, Float32Array];
+      let pcm = left;
+      if (head.channels === 2) for (let i = 0; i < pcm.length; i++) pcm[i] = (pcm[i]! + right[i]!) * Math.SQRT1_2;
       if (this.skip > 0) {
         const drop = Math.min(this.skip, pcm.length);
         this.skip -= drop;
