@@ -11,10 +11,12 @@ import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { decodeFile } from '../src/pipeline/decode.js';
 import { ingestFiles } from '../src/pipeline/ingest.js';
+import { OpusPcmStream } from '../src/pipeline/opus-decode.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
 import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack } from './corpus.js';
 import { smallCorpusSplit, tempDataDir } from './fixtures.js';
 import { listen, results } from './listen-client.js';
+import { recordWithChromium } from './media-recorder.js';
 
 const run = promisify(execFile);
 let server: RunningServer;
@@ -160,6 +162,35 @@ test('a continuous stream of two tracks back to back reports both, with the chan
   const change = finals.find((f) => f.changed_at_seconds !== undefined);
   assert.ok(change && Math.abs(change.changed_at_seconds! - 12) <= 2, `change at ${change?.changed_at_seconds}`);
   assert.ok(Math.abs(change!.matches[0]!.offset_seconds - 15) <= 1, `second track offset ${change!.matches[0]!.offset_seconds}`);
+  await settled();
+});
+
+test('a WebM recorded by Chromium\'s MediaRecorder (live layout) is decoded in process and identified', { timeout: 90_000 }, async () => {
+  const t = catalog[1]!;
+  const wav = path.join(clipDir, `${t.name}-50-12-48k.wav`);
+  if (!existsSync(wav)) await run('ffmpeg', ['-v', 'error', '-y', '-ss', '50', '-t', '12', '-i', t.file, '-ar', '48000', '-ac', '2', '-c:a', 'pcm_s16le', wav]);
+  const slices = await recordWithChromium(wav, 8);
+  const recording = Buffer.concat(slices);
+  // What sets a live recording apart: Segment and Cluster of unknown size (all-ones sizes).
+  const unknownSize = (id: string) => recording.indexOf(Buffer.from(`${id}01ffffffffffffff`, 'hex')) >= 0;
+  assert.ok(unknownSize('18538067') && unknownSize('1f43b675'), 'live Segment and Cluster');
+  // The slices as the recorder cut them decode to the same PCM as the whole recording.
+  const decode = async (parts: Buffer[]) => {
+    const s = await OpusPcmStream.open('webm');
+    const pcm = parts.flatMap((p) => [...s.push(p)]);
+    s.end(true);
+    s.free();
+    return pcm;
+  };
+  const whole = await decode([recording]);
+  assert.deepEqual(await decode(slices), whole);
+  assert.ok(whole.length > 7 * 16000, `${whole.length} samples`);
+  const r = await withoutFfmpeg(listen(wsUrl(), { start: { type: 'start', format: 'webm-opus' }, audio: recording, seconds: 8 }));
+  const final = results(r).find((x) => x.status === 'final');
+  assert.equal(final?.matches[0]?.track.file_name, t.name);
+  // The fake microphone starts the file when capture opens, a little before the recorder does.
+  const offset = final!.matches[0]!.offset_seconds;
+  assert.ok(offset >= 50 - 0.5 && offset <= 53, `offset ${offset}`);
   await settled();
 });
 
