@@ -3,6 +3,7 @@
 // page's CRC is checked; packets are reassembled across pages; other logical streams are skipped.
 // A page is at most 64 KiB and a packet is capped, so memory stays bounded on any input.
 import { AppError } from '../errors.js';
+import { DemuxInput } from './demux-input.js';
 import { parseOpusHead, type OpusDemuxer, type OpusHead } from './opus-head.js';
 
 const HEADER_BYTES = 27;
@@ -34,9 +35,7 @@ function pageCrc(page: Uint8Array): number {
 const fail = (msg: string) => new AppError('DECODE_FAILED', `Ogg: ${msg}`);
 
 export class OggDemuxer implements OpusDemuxer {
-  private buf: Uint8Array = new Uint8Array(0);
-  private pos = 0;
-  private base = 0;
+  private readonly input = new DemuxInput();
   private serial: number | undefined;
   private seq = 0;
   /** Packets of the Opus stream completed so far (0: OpusHead, 1: OpusTags, then audio). */
@@ -48,45 +47,33 @@ export class OggDemuxer implements OpusDemuxer {
   head: OpusHead | undefined;
 
   push(bytes: Uint8Array): Uint8Array[] {
-    const rest = this.buf.subarray(this.pos);
-    this.base += this.pos;
-    this.pos = 0;
-    if (rest.length === 0) this.buf = bytes;
-    else {
-      this.buf = new Uint8Array(rest.length + bytes.length);
-      this.buf.set(rest);
-      this.buf.set(bytes, rest.length);
-    }
     const packets: Uint8Array[] = [];
+    const input = this.input;
+    if (!input.append(bytes)) return packets;
     for (;;) {
-      const avail = this.buf.length - this.pos;
-      if (avail < HEADER_BYTES) break;
-      const b = this.buf.subarray(this.pos);
-      if (b[0] !== 0x4f || b[1] !== 0x67 || b[2] !== 0x67 || b[3] !== 0x53) throw fail(`no page at byte ${this.abs} (capture pattern "OggS" missing)`);
-      if (b[4] !== 0) throw fail(`page at byte ${this.abs} has unknown version ${b[4]}`);
+      const avail = input.available;
+      if (avail < HEADER_BYTES) return (input.wait(HEADER_BYTES), packets);
+      const b = input.buf.subarray(input.pos);
+      if (b[0] !== 0x4f || b[1] !== 0x67 || b[2] !== 0x67 || b[3] !== 0x53) throw fail(`no page at byte ${input.offset} (capture pattern "OggS" missing)`);
+      if (b[4] !== 0) throw fail(`page at byte ${input.offset} has unknown version ${b[4]}`);
       const segments = b[26]!;
-      if (avail < HEADER_BYTES + segments) break;
+      if (avail < HEADER_BYTES + segments) return (input.wait(HEADER_BYTES + segments), packets);
       let body = 0;
       for (let i = 0; i < segments; i++) body += b[HEADER_BYTES + i]!;
       const total = HEADER_BYTES + segments + body;
-      if (avail < total) break;
+      if (avail < total) return (input.wait(total), packets);
       const page = b.subarray(0, total);
       const view = new DataView(page.buffer, page.byteOffset, total);
-      if (view.getUint32(22, true) !== pageCrc(page)) throw fail(`page at byte ${this.abs} fails its CRC check (corrupt data)`);
+      if (view.getUint32(22, true) !== pageCrc(page)) throw fail(`page at byte ${input.offset} fails its CRC check (corrupt data)`);
       this.page(page, view, packets);
-      this.pos += total;
+      input.pos += total;
     }
-    return packets;
   }
 
   end(strict: boolean): void {
-    if (strict && this.pos < this.buf.length) throw fail('the input ends inside a page (truncated)');
+    if (strict && this.input.unparsed > 0) throw fail('the input ends inside a page (truncated)');
     if (strict && this.inPacket && !this.ended) throw fail('the input ends inside a packet (truncated)');
     if (this.serial === undefined) throw fail('no Opus stream: the input holds no complete first page');
-  }
-
-  private get abs(): number {
-    return this.base + this.pos;
   }
 
   private page(page: Uint8Array, view: DataView, packets: Uint8Array[]): void {

@@ -4,6 +4,7 @@
 // BlockGroups, laced blocks). Only elements on the way to the audio are read; everything else is
 // skipped by its size without being buffered, so memory stays bounded on any input.
 import { AppError } from '../errors.js';
+import { DemuxInput } from './demux-input.js';
 import { parseOpusHead, type OpusDemuxer, type OpusHead } from './opus-head.js';
 
 const EBML = 0x1a45dfa3;
@@ -49,10 +50,7 @@ const hex = (id: number) => `0x${id.toString(16).toUpperCase()}`;
 const fail = (msg: string) => new AppError('DECODE_FAILED', `WebM: ${msg}`);
 
 export class WebmDemuxer implements OpusDemuxer {
-  private buf: Uint8Array = new Uint8Array(0);
-  private pos = 0;
-  /** Absolute offset of buf[0]. */
-  private base = 0;
+  private readonly input = new DemuxInput();
   /** Bytes of a skipped element still to drop. */
   private skip = 0;
   private readonly stack: Open[] = [];
@@ -62,22 +60,13 @@ export class WebmDemuxer implements OpusDemuxer {
   head: OpusHead | undefined;
 
   push(bytes: Uint8Array): Uint8Array[] {
-    const rest = this.buf.subarray(this.pos);
-    this.base += this.pos;
-    this.pos = 0;
-    if (rest.length === 0) this.buf = bytes;
-    else {
-      this.buf = new Uint8Array(rest.length + bytes.length);
-      this.buf.set(rest);
-      this.buf.set(bytes, rest.length);
-    }
     const packets: Uint8Array[] = [];
-    this.parse(packets);
+    if (this.input.append(bytes)) this.parse(packets);
     return packets;
   }
 
   end(strict: boolean): void {
-    if (strict && (this.skip > 0 || this.pos < this.buf.length)) throw fail('the input ends inside an element (truncated)');
+    if (strict && (this.skip > 0 || this.input.unparsed > 0)) throw fail('the input ends inside an element (truncated)');
     if (strict) {
       const cut = this.stack.find((o) => o.end !== Infinity && o.end > this.abs);
       if (cut) throw fail(`the input ends inside element ${hex(cut.id)} (truncated)`);
@@ -87,24 +76,24 @@ export class WebmDemuxer implements OpusDemuxer {
   }
 
   private get abs(): number {
-    return this.base + this.pos;
+    return this.input.offset;
   }
 
   private parse(packets: Uint8Array[]): void {
+    const input = this.input;
     for (;;) {
       while (this.stack.length && this.stack.at(-1)!.end <= this.abs) this.close();
       if (this.skip > 0) {
-        const n = Math.min(this.skip, this.buf.length - this.pos);
-        this.pos += n;
+        const n = Math.min(this.skip, input.available);
+        input.pos += n;
         this.skip -= n;
         if (this.skip > 0) return;
         continue;
       }
-      if (this.abs === 0 && this.buf.length > 0 && this.buf[0] !== EBML >>> 24) throw fail('the stream does not begin with an EBML header');
-      const id = this.vint(this.pos, true);
-      if (!id) return;
-      const size = this.vint(this.pos + id.length, false);
-      if (!size) return;
+      if (this.abs === 0 && input.available > 0 && input.buf[0] !== EBML >>> 24) throw fail('the stream does not begin with an EBML header');
+      const id = this.vint(input.pos, true);
+      const size = id && this.vint(input.pos + id.length, false);
+      if (!id || !size) return input.wait(input.available + 1);
       const headerBytes = id.length + size.length;
       // A Cluster of unknown size ends where the next Segment-level element begins; a Segment of
       // unknown size where another EBML stream begins.
@@ -119,21 +108,21 @@ export class WebmDemuxer implements OpusDemuxer {
         throw fail(`element ${hex(id.value)} at byte ${this.abs} overruns its parent ${hex(parent.id)}`);
       }
       if (MASTERS.has(id.value)) {
-        this.pos += headerBytes;
+        input.pos += headerBytes;
         this.stack.push({ id: id.value, end: size.value === UNKNOWN ? Infinity : this.abs + size.value });
         this.opened(id.value);
         continue;
       }
       if (!LEAVES.has(id.value) || (id.value === BLOCK && parent?.id !== BLOCK_GROUP)) {
-        this.pos += headerBytes;
+        input.pos += headerBytes;
         this.skip = size.value;
         continue;
       }
       if (size.value > MAX_LEAF_BYTES) throw fail(`element ${hex(id.value)} at byte ${this.abs} claims ${size.value} bytes`);
-      if (this.buf.length - this.pos < headerBytes + size.value) return; // wait for the whole leaf
-      const data = this.buf.subarray(this.pos + headerBytes, this.pos + headerBytes + size.value);
+      if (input.available < headerBytes + size.value) return input.wait(headerBytes + size.value); // the whole leaf
+      const data = input.buf.subarray(input.pos + headerBytes, input.pos + headerBytes + size.value);
       const at = this.abs;
-      this.pos += headerBytes + size.value;
+      input.pos += headerBytes + size.value;
       this.leaf(id.value, data, at, packets);
     }
   }
@@ -145,20 +134,22 @@ export class WebmDemuxer implements OpusDemuxer {
 
   /** An EBML variable-length integer at buf[at], or undefined when its bytes have not arrived. */
   private vint(at: number, isId: boolean): { value: number; length: number } | undefined {
-    if (at >= this.buf.length) return undefined;
-    const first = this.buf[at]!;
+    const buf = this.input.buf;
+    if (at >= buf.length) return undefined;
+    const first = buf[at]!;
     const length = Math.clz32(first) - 23;
-    if (first === 0 || length > (isId ? 4 : 8)) throw fail(`invalid ${isId ? 'element ID' : 'element size'} at byte ${this.base + at}`);
-    if (at + length > this.buf.length) return undefined;
+    const offset = this.abs + at - this.input.pos;
+    if (first === 0 || length > (isId ? 4 : 8)) throw fail(`invalid ${isId ? 'element ID' : 'element size'} at byte ${offset}`);
+    if (at + length > buf.length) return undefined;
     let value = isId ? first : first & (0xff >> length);
     let allOnes = value === (0xff >> length);
     for (let i = 1; i < length; i++) {
-      const b = this.buf[at + i]!;
+      const b = buf[at + i]!;
       value = value * 256 + b;
       allOnes &&= b === 0xff;
     }
     if (!isId && allOnes) value = UNKNOWN;
-    if (value > Number.MAX_SAFE_INTEGER) throw fail(`element size at byte ${this.base + at} is out of range`);
+    if (value > Number.MAX_SAFE_INTEGER) throw fail(`element size at byte ${offset} is out of range`);
     return { value, length };
   }
 
