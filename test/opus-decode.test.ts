@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { isAppError } from '../src/errors.js';
 import { decodeBuffer, decodeFile } from '../src/pipeline/decode.js';
 import { decodeOpusFile, OpusPcmStream, type OpusContainer } from '../src/pipeline/opus-decode.js';
+import { WebmDemuxer } from '../src/pipeline/webm-demux.js';
 import { CACHE_DIR, fetchCorpus, rng, type CorpusTrack } from './corpus.js';
 
 const run = promisify(execFile);
@@ -93,13 +94,13 @@ test('WebM/Opus and Ogg/Opus pushed in random pieces decode exactly as pushed wh
   }
 });
 
-// Measured on these files: correlation 0.9959-1.0000 with ffmpeg's decode (its own Opus decoder at 48 kHz,
-// then its resampler to 16 kHz), median SNR per second 33.4-65.2 dB. The seconds that agree less
-// (down to ~9 dB, a file's first second among them) we attribute to the two resampling paths
-// (libopus's own when it outputs 16 kHz, ffmpeg's from 48 kHz), which differ in phase more than in
-// the magnitude spectrum the fingerprint reads; not verified frame by frame. The thresholds
-// catch what would matter: a sample of misalignment (pre-skip off by one) drops the correlation
-// to ~0.945, a wrong downmix gain (1/2 instead of 1/sqrt 2) the SNR to ~10.6 dB.
+// Measured on these files: correlation 0.9959-1.0000 with ffmpeg's decode (its own Opus decoder
+// at 48 kHz, then its resampler to 16 kHz), median SNR per second 33.4-65.2 dB. The seconds that
+// agree less (down to ~9 dB, a file's first second among them) we attribute to the two
+// resampling paths (libopus's own when it outputs 16 kHz, ffmpeg's from 48 kHz), which differ in
+// phase more than in the magnitude spectrum the fingerprint reads; not verified frame by frame.
+// The thresholds catch what would matter: a sample of misalignment (pre-skip off by one) drops
+// the correlation to ~0.945, a wrong downmix gain (1/2 instead of 1/sqrt 2) the SNR to ~10.6 dB.
 const MIN_CORR = 0.99;
 const MIN_MEDIAN_SNR_DB = 20;
 
@@ -159,4 +160,43 @@ test('WebM and Ogg holding another codec (Vorbis) are handed to ffmpeg', { timeo
     const pcm = await decodeBuffer(data, `vorbis.${ext}`);
     assert.ok(Math.abs(pcm.length - 10 * 16000) < 1600, `${ext}: ${pcm.length}`);
   }
+});
+
+/** An EBML element: ID bytes, an 8-byte size (or unknown), the body. */
+const el = (id: string, body: Uint8Array | null): Buffer => {
+  const size = Buffer.alloc(8);
+  if (body === null) size.fill(0xff, 1);
+  else size.writeBigUInt64BE(BigInt(body.length));
+  size[0] = 0x01;
+  return Buffer.concat([Buffer.from(id, 'hex'), size, body ?? Buffer.alloc(0)]);
+};
+const vintSize = (n: number) => Buffer.from([0x40 | (n >> 8), n & 0xff]); // 2-byte EBML size
+
+test('laced WebM blocks (Xiph, EBML, fixed) give back every packet', async () => {
+  // Real packets and header from an ffmpeg file, re-muxed by hand three packets to a block.
+  const file = await readFile(await encoded(tracks[0]!, 'webm'));
+  const source = new WebmDemuxer();
+  const packets = source.push(file);
+  const head = Buffer.alloc(19);
+  head.write('OpusHead');
+  head[8] = 1;
+  head[9] = source.head!.channels;
+  head.writeUInt16LE(source.head!.preSkip, 10);
+  const block = (lacing: number, ps: Uint8Array[]): Buffer => {
+    const sizes: number[] = [];
+    if (lacing === 1) for (const p of ps.slice(0, -1)) sizes.push(...Array(Math.floor(p.length / 255)).fill(255), p.length % 255);
+    const ebml: Buffer[] = [];
+    if (lacing === 3) ps.slice(0, -1).forEach((p, i) => ebml.push(i === 0 ? vintSize(p.length) : vintSize(p.length - ps[i - 1]!.length + 8191)));
+    const lace = lacing === 1 ? Buffer.from(sizes) : Buffer.concat(ebml);
+    return el('a3', Buffer.concat([Buffer.from([0x81, 0, 0, 0x80 | (lacing << 1), ps.length - 1]), lace, ...ps]));
+  };
+  const n = 300;
+  const blocks: Buffer[] = [];
+  for (let i = 0; i + 3 <= n; i += 3) blocks.push(block(i % 2 ? 1 : 3, packets.slice(i, i + 3)));
+  // Fixed lacing needs frames of one size: the same packet three times.
+  blocks.push(block(2, [packets[0]!, packets[0]!, packets[0]!]));
+  const track = el('ae', Buffer.concat([el('d7', Buffer.from([1])), el('86', Buffer.from('A_OPUS')), el('63a2', head)]));
+  const webm = Buffer.concat([el('1a45dfa3', el('4282', Buffer.from('webm'))), el('18538067', null), el('1654ae6b', track), el('1f43b675', null), el('e7', Buffer.from([0])), ...blocks]);
+  const out = new WebmDemuxer().push(webm);
+  assert.deepEqual(out, [...packets.slice(0, n), packets[0]!, packets[0]!, packets[0]!]);
 });
