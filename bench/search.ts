@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CACHE_DIR, CONDITIONS, fetchCorpus, makeClip, pool, rng, type CorpusTrack } from '../test/corpus.js';
-import { serveCorpus } from './served.js';
+import { serveCorpus, serverUsage } from './served.js';
 import { quantile } from './stats.js';
 
 const { values } = parseArgs({
@@ -43,8 +43,8 @@ async function main() {
     const lines = [
       `Catalog: ${corpus.length} tracks (${values.catalog} PostgreSQL); clips WebM/Opus 32 kbit/s; closed loop, ${DURATION_S} s per row; server and load generator share this ${os.availableParallelism()}-core machine.`,
       '',
-      '| clip | concurrent requests | requests/s | p50 ms | p95 ms | p99 ms | right track | errors |',
-      '|---|---|---|---|---|---|---|---|',
+      '| clip | concurrent requests | requests/s | p50 ms | p95 ms | p99 ms | server CPU ms per request | right track | errors |',
+      '|---|---|---|---|---|---|---|---|---|',
     ];
     for (const len of [5, 10]) {
       for (const c of LEVELS) {
@@ -54,6 +54,7 @@ async function main() {
         let i = 0;
         const until = performance.now() + DURATION_S * 1000;
         const t0 = performance.now();
+        const cpu0 = serverUsage(s.server.pid!).cpu;
         await Promise.all(
           Array.from({ length: c }, async () => {
             while (performance.now() < until) {
@@ -71,7 +72,9 @@ async function main() {
           }),
         );
         const elapsed = (performance.now() - t0) / 1000;
-        lines.push(`| ${len} s | ${c} | ${(lat.length / elapsed).toFixed(1)} | ${quantile(lat, 0.5).toFixed(0)} | ${quantile(lat, 0.95).toFixed(0)} | ${quantile(lat, 0.99).toFixed(0)} | ${right}/${lat.length} | ${errors} |`);
+        // CPU per request, ffmpeg children included: what bounds throughput on a shared machine.
+        const cpuMs = ((serverUsage(s.server.pid!).cpu - cpu0) * 1000) / lat.length;
+        lines.push(`| ${len} s | ${c} | ${(lat.length / elapsed).toFixed(1)} | ${quantile(lat, 0.5).toFixed(0)} | ${quantile(lat, 0.95).toFixed(0)} | ${quantile(lat, 0.99).toFixed(0)} | ${cpuMs.toFixed(1)} | ${right}/${lat.length} | ${errors} |`);
         console.error(lines[lines.length - 1]);
       }
     }

@@ -1,6 +1,7 @@
 // A served catalog for the load benchmarks: tracks of the shared corpus ingested with the CLI,
 // then `audio-ident serve` as its own process, the deployment users run.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,4 +68,24 @@ export async function serveCorpus(catalog: string, corpus: CorpusTrack[]): Promi
     await cleanup();
     throw e;
   }
+}
+
+/** Server CPU seconds (itself and its reaped children) and resident memory (with live children). */
+export function serverUsage(pid: number): { cpu: number; rssMb: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ticks = [11, 12, 13, 14].reduce((a, i) => a + Number(stat[i]), 0); // utime stime cutime cstime
+  const rss = (p: number) => {
+    try {
+      return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+    } catch {
+      return 0;
+    }
+  };
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    /* no children file */
+  }
+  return { cpu: ticks / 100, rssMb: rss(pid) + children.reduce((a, c) => a + rss(c), 0) };
 }

@@ -9,14 +9,14 @@
 //     audio completed the decision to receiving the result), the server's event-loop delay, and
 //     its CPU and memory per session (ffmpeg children included).
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { CACHE_DIR, CONDITIONS, fetchCorpus, keepOut, KEPT_OUT, makeClip, pool, rng, SPLIT_SEED, type CorpusTrack } from '../test/corpus.js';
 import { listen, results, type ListenResult } from '../test/listen-client.js';
-import { serveCorpus } from './served.js';
+import { serveCorpus, serverUsage } from './served.js';
 import { quantile } from './stats.js';
 
 const run = promisify(execFile);
@@ -49,26 +49,6 @@ async function webmClip(t: CorpusTrack, start: number, cond: (typeof CONDITIONS)
   const out = clip.replace(/\.\w+$/, '.live.webm');
   if (!existsSync(out)) await run('ffmpeg', ['-v', 'error', '-y', '-i', clip, '-c:a', 'libopus', '-b:a', '32k', out]);
   return out;
-}
-
-/** Server CPU seconds (itself and its reaped children) and resident memory (with live children). */
-function serverUsage(pid: number): { cpu: number; rssMb: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const ticks = [11, 12, 13, 14].reduce((a, i) => a + Number(stat[i]), 0); // utime stime cutime cstime
-  const rss = (p: number) => {
-    try {
-      return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-    } catch {
-      return 0;
-    }
-  };
-  let children: number[] = [];
-  try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    /* no children file */
-  }
-  return { cpu: ticks / 100, rssMb: rss(pid) + children.reduce((a, c) => a + rss(c), 0) };
 }
 
 async function scrape(url: string): Promise<Record<string, number>> {
