@@ -1,4 +1,5 @@
-// Load benchmark of the clip-search endpoint (npm run bench:search [-- --catalog server]).
+// Load benchmark of the clip-search endpoint (npm run bench:search [-- --catalog server]
+// [-- --data-dir DIR: keep the ingested catalog there for the next run]).
 // Ingests the full shared corpus with the CLI, starts `audio-ident serve` as its own process (the
 // deployment users run), then keeps C requests in flight (closed loop) with 5 s and 10 s
 // WebM/Opus clips, as browsers send them, and prints throughput and latency percentiles.
@@ -13,6 +14,7 @@ import { quantile } from './stats.js';
 const { values } = parseArgs({
   options: {
     catalog: { type: 'string', default: 'embedded' },
+    'data-dir': { type: 'string' },
     seconds: { type: 'string', default: '15' },
     concurrency: { type: 'string', default: '1,5,20' },
   },
@@ -22,7 +24,7 @@ const LEVELS = values.concurrency!.split(',').map(Number);
 
 async function main() {
   const corpus = await fetchCorpus('full');
-  const served = await serveCorpus(values.catalog!, corpus);
+  const served = await serveCorpus(values.catalog!, corpus, values['data-dir']);
   try {
     const opus = CONDITIONS.find((c) => c.name === 'Opus 32k WebM')!;
     const r = rng(7);

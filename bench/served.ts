@@ -23,8 +23,12 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
   });
 }
 
-/** `catalog`: 'embedded' (the default deployment) or 'server' (DATABASE_URL, else a throwaway cluster). */
-export async function serveCorpus(catalog: string, corpus: CorpusTrack[]): Promise<Served> {
+/**
+ * `catalog`: 'embedded' (the default deployment) or 'server' (DATABASE_URL, else a throwaway
+ * cluster). `keepDir` (embedded only): a data dir kept between runs, so that a repeated run's
+ * ingest only skips what is already there.
+ */
+export async function serveCorpus(catalog: string, corpus: CorpusTrack[], keepDir?: string): Promise<Served> {
   const env: NodeJS.ProcessEnv = { ...process.env, AUDIO_IDENT_LOG_LEVEL: 'warn' };
   let stopPg: (() => void) | undefined;
   if (catalog === 'server' && !env.DATABASE_URL) {
@@ -36,11 +40,12 @@ export async function serveCorpus(catalog: string, corpus: CorpusTrack[]): Promi
   } else if (catalog === 'embedded') {
     delete env.DATABASE_URL;
   }
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'audio-ident-bench-'));
+  if (keepDir && catalog !== 'embedded') throw new Error('a kept data dir needs the embedded catalog');
+  const dataDir = keepDir ? path.resolve(keepDir) : await mkdtemp(path.join(os.tmpdir(), 'audio-ident-bench-'));
   env.AUDIO_IDENT_DATA_DIR = dataDir;
   const cleanup = async () => {
     stopPg?.();
-    await rm(dataDir, { recursive: true, force: true });
+    if (!keepDir) await rm(dataDir, { recursive: true, force: true });
   };
   try {
     console.error(`ingesting ${corpus.length} tracks into ${dataDir} (${catalog} catalog)`);

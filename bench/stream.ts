@@ -1,5 +1,6 @@
 // Live-listening benchmark
-// (npm run bench:stream [-- --levels 50,100,150,200] [-- --phases answers,capacity] [-- --catalog server]).
+// (npm run bench:stream [-- --levels 50,100,150,200] [-- --phases answers,capacity] [-- --catalog server]
+// [-- --data-dir DIR: keep the ingested catalog there for the next run]).
 // The catalog is the full shared corpus minus the 30 tracks the accuracy bench keeps out. Listeners
 // stream 12 s excerpts as WebM/Opus at real-time pace, in 250 ms slices as MediaRecorder sends them.
 //  1. Answers: every degradation of the accuracy bench, 30 excerpts each, plus 40 excerpts of
@@ -23,6 +24,7 @@ const run = promisify(execFile);
 const { values } = parseArgs({
   options: {
     catalog: { type: 'string', default: 'embedded' },
+    'data-dir': { type: 'string' },
     levels: { type: 'string', default: '50,100,150,200' },
     excerpts: { type: 'string', default: '30' },
     phases: { type: 'string', default: 'answers,capacity' },
@@ -71,7 +73,7 @@ function lags(r: ListenResult): number[] {
 
 async function main() {
   const { catalog, keptOut } = keepOut(await fetchCorpus('full'), KEPT_OUT, rng(SPLIT_SEED));
-  const served = await serveCorpus(values.catalog!, catalog);
+  const served = await serveCorpus(values.catalog!, catalog, values['data-dir']);
   try {
     const wsUrl = `${served.url.replace('http', 'ws')}/api/v1/listen`;
     const r = rng(424242);
