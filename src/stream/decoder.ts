@@ -1,7 +1,7 @@
 // Per-session decoding of streamed audio to 16 kHz mono float PCM, all in process: Opus in WebM
 // or Ogg through our demultiplexers and a WebAssembly libopus (src/pipeline/opus-decode.ts, the
-// same code that decodes uploaded clips), pcm-f32le converted directly. A session starts no
-// process, so thousands of them cost no more than their CPU.
+// same code that decodes uploaded clips), pcm-f32le converted directly. A session holds no
+// process, pipe or descriptor: its cost is its CPU time and a few megabytes.
 import { AppError, toAppError } from '../errors.js';
 import { SAMPLE_RATE } from '../pipeline/decode.js';
 import { OpusPcmStream, type OpusContainer } from '../pipeline/opus-decode.js';
@@ -12,10 +12,8 @@ export interface StreamDecoder {
   write(chunk: Buffer): void;
   /** No more input: resolves once every decoded sample has been delivered. */
   end(): Promise<void>;
-  /** Stops at once, delivering nothing more. */
+  /** Stops at once, delivering nothing more, and lets go of what it holds. */
   kill(): void;
-  /** Settles when the decoder has let go of what it held. */
-  readonly released: Promise<void>;
 }
 
 export interface DecoderEvents {
@@ -46,7 +44,6 @@ class PcmDecoder implements StreamDecoder {
   private readonly floats = new FloatAssembler();
   private readonly resampler: Resampler;
   private dead = false;
-  readonly released = Promise.resolve();
 
   constructor(rate: number, private readonly on: DecoderEvents) {
     this.resampler = new Resampler(rate);
@@ -84,7 +81,6 @@ class OpusStreamDecoder implements StreamDecoder {
   private waiting: Buffer[] = [];
   private dead = false;
   private readonly opened: Promise<void>;
-  readonly released = Promise.resolve();
 
   constructor(container: OpusContainer, private readonly on: DecoderEvents) {
     this.opened = OpusPcmStream.open(container).then(

@@ -107,11 +107,10 @@ export class ListenSession {
   }
 
   /** The connection is gone (client vanished, server shutting down): release everything. */
-  abort(): Promise<void> {
+  abort(): void {
     this.ended = true;
     this.closed = true;
     this.decoder.kill();
-    return this.decoder.released;
   }
 
   /** Ends the session with a typed error: an `error` message, then the close code of its code. */

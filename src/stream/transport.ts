@@ -66,10 +66,10 @@ export class ListenService {
     clearInterval(this.heartbeat);
     const gone = [...this.connections].map(async (c) => {
       const closed = new Promise<void>((resolve) => c.ws.once('close', () => resolve()));
-      const released = c.session?.abort();
+      c.session?.abort();
       c.ws.close(wsCloseCode('SHUTTING_DOWN'), 'server shutting down');
       setTimeout(() => c.ws.terminate(), 2000).unref();
-      await Promise.all([closed, released]);
+      await closed;
     });
     await Promise.all(gone);
     this.wss.close();
@@ -95,7 +95,7 @@ export class ListenService {
     });
     ws.on('close', () => {
       clearTimeout(c.idle);
-      void c.session?.abort();
+      c.session?.abort();
       this.connections.delete(c);
     });
     ws.on('error', (e) => log.warn('listen connection error', { error: e.message }));
