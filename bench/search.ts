@@ -1,4 +1,5 @@
-// Load benchmark of the clip-search endpoint (npm run bench:search [-- --catalog server]).
+// Load benchmark of the clip-search endpoint (npm run bench:search [-- --catalog server]
+// [-- --data-dir DIR: keep the ingested catalog there for the next run]).
 // Ingests the full shared corpus with the CLI, starts `audio-ident serve` as its own process (the
 // deployment users run), then keeps C requests in flight (closed loop) with 5 s and 10 s
 // WebM/Opus clips, as browsers send them, and prints throughput and latency percentiles.
@@ -7,12 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CACHE_DIR, CONDITIONS, fetchCorpus, makeClip, pool, rng, type CorpusTrack } from '../test/corpus.js';
-import { serveCorpus } from './served.js';
+import { serveCorpus, serverUsage } from './served.js';
 import { quantile } from './stats.js';
 
 const { values } = parseArgs({
   options: {
     catalog: { type: 'string', default: 'embedded' },
+    'data-dir': { type: 'string' },
     seconds: { type: 'string', default: '15' },
     concurrency: { type: 'string', default: '1,5,20' },
   },
@@ -22,7 +24,7 @@ const LEVELS = values.concurrency!.split(',').map(Number);
 
 async function main() {
   const corpus = await fetchCorpus('full');
-  const served = await serveCorpus(values.catalog!, corpus);
+  const served = await serveCorpus(values.catalog!, corpus, values['data-dir']);
   try {
     const opus = CONDITIONS.find((c) => c.name === 'Opus 32k WebM')!;
     const r = rng(7);
@@ -43,8 +45,8 @@ async function main() {
     const lines = [
       `Catalog: ${corpus.length} tracks (${values.catalog} PostgreSQL); clips WebM/Opus 32 kbit/s; closed loop, ${DURATION_S} s per row; server and load generator share this ${os.availableParallelism()}-core machine.`,
       '',
-      '| clip | concurrent requests | requests/s | p50 ms | p95 ms | p99 ms | right track | errors |',
-      '|---|---|---|---|---|---|---|---|',
+      '| clip | concurrent requests | requests/s | p50 ms | p95 ms | p99 ms | server CPU ms per request | right track | errors |',
+      '|---|---|---|---|---|---|---|---|---|',
     ];
     for (const len of [5, 10]) {
       for (const c of LEVELS) {
@@ -54,6 +56,7 @@ async function main() {
         let i = 0;
         const until = performance.now() + DURATION_S * 1000;
         const t0 = performance.now();
+        const cpu0 = serverUsage(s.server.pid!).cpu;
         await Promise.all(
           Array.from({ length: c }, async () => {
             while (performance.now() < until) {
@@ -71,7 +74,9 @@ async function main() {
           }),
         );
         const elapsed = (performance.now() - t0) / 1000;
-        lines.push(`| ${len} s | ${c} | ${(lat.length / elapsed).toFixed(1)} | ${quantile(lat, 0.5).toFixed(0)} | ${quantile(lat, 0.95).toFixed(0)} | ${quantile(lat, 0.99).toFixed(0)} | ${right}/${lat.length} | ${errors} |`);
+        // CPU per request, ffmpeg children included: what bounds throughput on a shared machine.
+        const cpuMs = ((serverUsage(s.server.pid!).cpu - cpu0) * 1000) / lat.length;
+        lines.push(`| ${len} s | ${c} | ${(lat.length / elapsed).toFixed(1)} | ${quantile(lat, 0.5).toFixed(0)} | ${quantile(lat, 0.95).toFixed(0)} | ${quantile(lat, 0.99).toFixed(0)} | ${cpuMs.toFixed(1)} | ${right}/${lat.length} | ${errors} |`);
         console.error(lines[lines.length - 1]);
       }
     }

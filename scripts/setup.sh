@@ -12,6 +12,8 @@ need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v sox >/dev/null || need+=(sox libsox-fmt-all)
 command -v g++ >/dev/null || need+=(g++ make python3)
+# The live-listening tests record with a real browser's MediaRecorder.
+command -v chromium >/dev/null || need+=(chromium)
 # The tests run the catalog against a real PostgreSQL server (a throwaway cluster when
 # DATABASE_URL is not set); the server itself needs none (its default catalog is embedded).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)

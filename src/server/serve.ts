@@ -38,7 +38,6 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
   });
   const listenService = new ListenService(engine, server as Server, { ...DEFAULT_LIMITS, maxSessions: config.maxSessions, ...limits });
   metrics.gauge('audio_ident_listen_sessions', 'Open live listening connections', () => listenService.stats().sessions);
-  metrics.gauge('audio_ident_listen_ffmpeg', 'ffmpeg processes of live sessions', () => listenService.stats().ffmpeg);
   const loop = watchEventLoop(metrics);
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;

@@ -1,10 +1,10 @@
-// Per-session decoding of streamed audio to 16 kHz mono float PCM. Compressed formats go through
-// an ffmpeg process of the session's own (stdin in, stdout out); pcm-f32le is converted in
-// process. Every ffmpeg is counted from spawn to exit, so tests and metrics can see that none
-// outlives its session.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { AppError } from '../errors.js';
+// Per-session decoding of streamed audio to 16 kHz mono float PCM, all in process: Opus in WebM
+// or Ogg through our demultiplexers and a WebAssembly libopus (src/pipeline/opus-decode.ts, the
+// same code that decodes uploaded clips), pcm-f32le converted directly. A session holds no
+// process, pipe or descriptor: its cost is its CPU time and a few megabytes.
+import { AppError, toAppError } from '../errors.js';
 import { SAMPLE_RATE } from '../pipeline/decode.js';
+import { OpusPcmStream, type OpusContainer } from '../pipeline/opus-decode.js';
 import { Resampler } from './resample.js';
 
 export interface StreamDecoder {
@@ -12,24 +12,18 @@ export interface StreamDecoder {
   write(chunk: Buffer): void;
   /** No more input: resolves once every decoded sample has been delivered. */
   end(): Promise<void>;
-  /** Stops at once, delivering nothing more. */
+  /** Stops at once, delivering nothing more, and lets go of what it holds. */
   kill(): void;
-  /** Settles when the decoder holds no process any more. */
-  readonly released: Promise<void>;
 }
 
 export interface DecoderEvents {
   pcm(samples: Float32Array): void;
-  /** The decoder failed on its own (bad data, ffmpeg killed from outside). */
+  /** The decoder failed on its own (bad data). */
   error(e: AppError): void;
 }
 
-let running = 0;
-/** ffmpeg processes of live sessions that have not exited yet. */
-export const runningFfmpeg = (): number => running;
-
-export function createDecoder(format: 'webm-opus' | 'ogg-opus' | 'pcm-f32le', sampleRate: number | undefined, on: DecoderEvents, ffmpegPath = 'ffmpeg'): StreamDecoder {
-  return format === 'pcm-f32le' ? new PcmDecoder(sampleRate ?? SAMPLE_RATE, on) : new FfmpegDecoder(format === 'webm-opus' ? 'webm' : 'ogg', on, ffmpegPath);
+export function createDecoder(format: 'webm-opus' | 'ogg-opus' | 'pcm-f32le', sampleRate: number | undefined, on: DecoderEvents): StreamDecoder {
+  return format === 'pcm-f32le' ? new PcmDecoder(sampleRate ?? SAMPLE_RATE, on) : new OpusStreamDecoder(format === 'webm-opus' ? 'webm' : 'ogg', on);
 }
 
 /** Turns a byte stream into whole float32 samples, carrying a partial sample over. */
@@ -50,7 +44,6 @@ class PcmDecoder implements StreamDecoder {
   private readonly floats = new FloatAssembler();
   private readonly resampler: Resampler;
   private dead = false;
-  readonly released = Promise.resolve();
 
   constructor(rate: number, private readonly on: DecoderEvents) {
     this.resampler = new Resampler(rate);
@@ -79,53 +72,68 @@ class PcmDecoder implements StreamDecoder {
   }
 }
 
-class FfmpegDecoder implements StreamDecoder {
-  private readonly child: ChildProcessWithoutNullStreams;
-  private readonly floats = new FloatAssembler();
-  readonly released: Promise<void>;
-  private killed = false;
-  private stderr = '';
+/**
+ * webm-opus and ogg-opus, demultiplexed and decoded in process: no child process per session.
+ * Chunks that arrive while the WebAssembly decoder is being created wait in order.
+ */
+class OpusStreamDecoder implements StreamDecoder {
+  private stream: OpusPcmStream | undefined;
+  private waiting: Buffer[] = [];
+  private dead = false;
+  private readonly opened: Promise<void>;
 
-  constructor(container: 'webm' | 'ogg', private readonly on: DecoderEvents, ffmpegPath: string) {
-    // Small probe: a live stream must start decoding on its first packets, not after seconds.
-    const args = ['-nostats', '-hide_banner', '-loglevel', 'error', '-probesize', '32', '-analyzeduration', '0', '-f', container, '-i', 'pipe:0',
-      '-map', '0:a:0', '-vn', '-ac', '1', '-ar', String(SAMPLE_RATE), '-f', 'f32le', '-acodec', 'pcm_f32le', '-flush_packets', '1', 'pipe:1'];
-    this.child = spawn(ffmpegPath, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    running++;
-    this.released = new Promise((resolve) => {
-      this.child.once('close', (code, signal) => {
-        running--;
-        if (!this.killed && code !== 0) {
-          const why = this.stderr.trim().split('\n').pop() || (signal ? `killed by ${signal}` : `exit code ${code}`);
-          this.on.error(new AppError('DECODE_FAILED', `the audio stream could not be decoded: ${why}`));
-        }
-        resolve();
-      });
-    });
-    this.child.once('error', () => {}); // a failed spawn also closes; reported there
-    this.child.stdout.on('data', (c: Buffer) => {
-      if (this.killed) return;
-      const pcm = this.floats.take(c);
-      if (pcm.length) this.on.pcm(pcm);
-    });
-    this.child.stderr.on('data', (c: Buffer) => {
-      if (this.stderr.length < 2000) this.stderr += c.toString();
-    });
-    this.child.stdin.on('error', () => {}); // ffmpeg gone: its close event tells why
+  constructor(container: OpusContainer, private readonly on: DecoderEvents) {
+    this.opened = OpusPcmStream.open(container).then(
+      (s) => {
+        if (this.dead) return s.free();
+        this.stream = s;
+        const waiting = this.waiting;
+        this.waiting = [];
+        for (const c of waiting) this.write(c);
+      },
+      (e: unknown) => this.failed(toAppError(e)),
+    );
   }
 
   write(chunk: Buffer): void {
-    if (!this.killed && this.child.stdin.writable) this.child.stdin.write(chunk);
+    if (this.dead) return;
+    if (!this.stream) {
+      this.waiting.push(chunk);
+      return;
+    }
+    let pcm: Float32Array;
+    try {
+      pcm = this.stream.push(chunk);
+    } catch (e) {
+      this.failed(toAppError(e));
+      return;
+    }
+    if (pcm.length) this.on.pcm(pcm);
   }
 
   async end(): Promise<void> {
-    if (!this.killed) this.child.stdin.end();
-    await this.released;
+    await this.opened;
+    if (this.dead || !this.stream) return;
+    try {
+      // A live stream may stop anywhere: an unfinished last block is dropped, not an error.
+      this.stream.end(false);
+    } catch (e) {
+      this.failed(toAppError(e));
+      return;
+    }
+    this.kill();
   }
 
   kill(): void {
-    if (this.killed) return;
-    this.killed = true;
-    this.child.kill('SIGKILL');
+    this.dead = true;
+    this.waiting = [];
+    this.stream?.free();
+    this.stream = undefined;
+  }
+
+  private failed(e: AppError): void {
+    if (this.dead) return;
+    this.kill();
+    this.on.error(e.code === 'DECODE_FAILED' ? new AppError(e.code, `the audio stream could not be decoded: ${e.message}`, { cause: e }) : e);
   }
 }

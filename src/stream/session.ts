@@ -88,7 +88,7 @@ export class ListenSession {
       start.mode !== 'exact' && engine.vibe
         ? new VibeWindows(engine, engine.vibe, start.max_results, (status, heard, matches) => this.send({ type: 'result', lane: 'vibe', status, heard_seconds: round(heard, 2), matches: matches.map(vibeMatch) }), id)
         : undefined;
-    this.decoder = createDecoder(start.format, start.sample_rate, { pcm: (x) => this.onPcm(x), error: (e) => this.fail(e) }, engine.config.ffmpegPath);
+    this.decoder = createDecoder(start.format, start.sample_rate, { pcm: (x) => this.onPcm(x), error: (e) => this.fail(e) });
   }
 
   private get heardSeconds(): number {
@@ -123,11 +123,10 @@ export class ListenSession {
   }
 
   /** The connection is gone (client vanished, server shutting down): release everything. */
-  abort(): Promise<void> {
+  abort(): void {
     this.ended = true;
     this.closed = true;
     this.decoder.kill();
-    return this.decoder.released;
   }
 
   /** Ends the session with a typed error: an `error` message, then the close code of its code. */

@@ -8,7 +8,6 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AppError, wsCloseCode } from '../errors.js';
 import { log } from '../log.js';
 import type { Engine } from '../pipeline/engine.js';
-import { runningFfmpeg } from './decoder.js';
 import { StartMessage, StopMessage, type ServerMessage } from './protocol.js';
 import { DEFAULT_LIMITS, ListenSession, type ListenLimits } from './session.js';
 
@@ -56,9 +55,9 @@ export class ListenService {
     this.heartbeat.unref();
   }
 
-  /** Open connections and the ffmpeg processes of their sessions. */
-  stats(): { sessions: number; ffmpeg: number } {
-    return { sessions: this.connections.size, ffmpeg: runningFfmpeg() };
+  /** Open connections. */
+  stats(): { sessions: number } {
+    return { sessions: this.connections.size };
   }
 
   /** Closes every session (1001) and waits until their connections are gone. */
@@ -67,10 +66,10 @@ export class ListenService {
     clearInterval(this.heartbeat);
     const gone = [...this.connections].map(async (c) => {
       const closed = new Promise<void>((resolve) => c.ws.once('close', () => resolve()));
-      const released = c.session?.abort();
+      c.session?.abort();
       c.ws.close(wsCloseCode('SHUTTING_DOWN'), 'server shutting down');
       setTimeout(() => c.ws.terminate(), 2000).unref();
-      await Promise.all([closed, released]);
+      await closed;
     });
     await Promise.all(gone);
     this.wss.close();
@@ -96,7 +95,7 @@ export class ListenService {
     });
     ws.on('close', () => {
       clearTimeout(c.idle);
-      void c.session?.abort();
+      c.session?.abort();
       this.connections.delete(c);
     });
     ws.on('error', (e) => log.warn('listen connection error', { error: e.message }));
