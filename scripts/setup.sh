@@ -12,11 +12,10 @@ need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v sox >/dev/null || need+=(sox libsox-fmt-all)
 command -v g++ >/dev/null || need+=(g++ make python3)
-# The live-listening tests record with a real browser's MediaRecorder.
-command -v chromium >/dev/null || need+=(chromium)
 # The tests run the catalog against a real PostgreSQL server (a throwaway cluster when
 # DATABASE_URL is not set); the server itself needs none (its default catalog is embedded).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The web client's tests and the live-listening tests drive a real browser (its MediaRecorder).
 if [ "${1:-}" = "--tests" ]; then command -v chromium >/dev/null || need+=(chromium); fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
