@@ -12,7 +12,7 @@
 // a bucket in each generation, so generations are merged like an LSM tree: whenever the newest is
 // at least half the size of the one before, the two become one (appended, the old entries freed
 // for later commits to reuse). Their count stays logarithmic in the index size, and a batch
-// ingest ends with one or two.
+// ingest ends with one or two. A bucket grown too common keeps a marker instead (see COMMON).
 // Each track also keeps the list of buckets it touched, so that deleting it rewrites only those.
 import type { Database } from 'lmdb';
 import { AppError } from '../errors.js';
@@ -27,8 +27,18 @@ const LAYOUT = 'gen1';
 const TIME_BITS = 32 - KEY_LOW_BITS;
 const TIME_MASK = 2 ** TIME_BITS - 1;
 const POSTING_BYTES = 8;
-/** Buckets with more postings are not looked up (see lookup). */
-const MAX_BUCKET_POSTINGS = 512;
+/**
+ * A bucket with more postings is a common sound (a low tone, a drum hit) that says little about
+ * which track plays, while such buckets supplied most of a query's postings and a third of the
+ * index's bytes (LMDB's overflow pages: 250 postings still fit half a page). Its entry keeps only
+ * COMMON, and lookups skip it. Deleting tracks later does not bring its postings back (a rebuild
+ * would).
+ */
+const MAX_BUCKET_POSTINGS = 250;
+const MAX_BUCKET_BYTES = MAX_BUCKET_POSTINGS * POSTING_BYTES;
+/** The entry of a common bucket: one byte, never a whole number of postings. */
+const COMMON = Buffer.from([0]);
+const isCommon = (b: Buffer) => b.length % POSTING_BYTES !== 0;
 
 export interface IndexStats {
   tracks: number;
@@ -110,6 +120,12 @@ export class FingerprintIndex {
       const bucket = Math.floor(order[a]! / 2 ** 32);
       let b = a + 1;
       while (b < n && Math.floor(order[b]! / 2 ** 32) === bucket) b++;
+      if (b - a > MAX_BUCKET_POSTINGS) {
+        this.postings.putSync(gen.id * BUCKETS + bucket, COMMON, { append: true });
+        gen.postings -= b - a;
+        a = b;
+        continue;
+      }
       const buf = Buffer.allocUnsafe((b - a) * POSTING_BYTES);
       for (let k = a, at = 0; k < b; k++, at += POSTING_BYTES) {
         const p = order[k]! % 2 ** 32;
@@ -119,12 +135,15 @@ export class FingerprintIndex {
       this.postings.putSync(gen.id * BUCKETS + bucket, buf, { append: true });
       a = b;
     }
+    let stored = gen.postings;
     gens.push(gen);
     while (gens.length >= 2 && 2 * gens[gens.length - 1]!.postings >= gens[gens.length - 2]!.postings) {
-      gens.push(this.merge(gens.splice(gens.length - 2, 2)));
+      const { dropped, ...merged } = this.merge(gens.splice(gens.length - 2, 2));
+      stored -= dropped;
+      gens.push(merged);
     }
     this.meta.putSync('generations', gens);
-    this.bumpCounts(tracks.length, n);
+    this.bumpCounts(tracks.length, stored);
   }
 
   /** Removes every posting of a track. Call inside DataStore.transaction. */
@@ -137,7 +156,7 @@ export class FingerprintIndex {
       for (const gen of gens) {
         const key = gen.id * BUCKETS + bucket;
         const old = this.postings.getBinary(key);
-        if (!old) continue;
+        if (!old || isCommon(old)) continue;
         const kept = Buffer.allocUnsafe(old.length);
         let at = 0;
         for (let o = 0; o < old.length; o += POSTING_BYTES) {
@@ -179,7 +198,6 @@ export class FingerprintIndex {
     let n = 0;
     const lowMask = (1 << KEY_LOW_BITS) - 1;
     const bases = this.generations().map((g) => g.id * BUCKETS);
-    const maxBytes = MAX_BUCKET_POSTINGS * POSTING_BYTES;
     for (let j = 0; j < q.hashes.length; j++) {
       const h = q.hashes[j]!;
       const qt = q.times[j]!;
@@ -188,12 +206,15 @@ export class FingerprintIndex {
       if (bases.length > 1) {
         // The buffer of getBinaryFast is reused by the next get: sizes first, postings after.
         let bytes = 0;
-        for (const base of bases) bytes += this.postings.getBinaryFast(base + bucket)?.length ?? 0;
-        if (bytes > maxBytes) continue;
+        for (const base of bases) {
+          const b = this.postings.getBinaryFast(base + bucket);
+          if (b) bytes += isCommon(b) ? Infinity : b.length;
+        }
+        if (bytes > MAX_BUCKET_BYTES) continue;
       }
       for (const base of bases) {
         const buf = this.postings.getBinaryFast(base + bucket);
-        if (!buf || buf.length > maxBytes) continue;
+        if (!buf || isCommon(buf)) continue;
         for (let o = 0; o < buf.length; o += POSTING_BYTES) {
           const w1 = buf.readUInt32LE(o + 4);
           if (w1 >>> TIME_BITS !== low) continue;
@@ -231,11 +252,12 @@ export class FingerprintIndex {
   }
 
   /** Writes two generations' postings as one new generation (appended) and removes theirs. */
-  private merge([older, newer]: Generation[]): Generation {
+  private merge([older, newer]: Generation[]): Generation & { dropped: number } {
     const id = newer!.id + 1;
     const keys = (g: Generation) => [...this.postings.getKeys({ start: g.id * BUCKETS, end: (g.id + 1) * BUCKETS })];
     const a = keys(older!);
     const b = keys(newer!);
+    let dropped = 0;
     for (let i = 0, j = 0; i < a.length || j < b.length; ) {
       const ba = i < a.length ? a[i]! - older!.id * BUCKETS : Infinity;
       const bb = j < b.length ? b[j]! - newer!.id * BUCKETS : Infinity;
@@ -243,10 +265,15 @@ export class FingerprintIndex {
       const parts: Buffer[] = [];
       if (ba === bucket) parts.push(this.postings.getBinary(a[i++]!)!);
       if (bb === bucket) parts.push(this.postings.getBinary(b[j++]!)!);
-      this.postings.putSync(id * BUCKETS + bucket, Buffer.concat(parts), { append: true });
+      let merged = Buffer.concat(parts);
+      if (parts.some(isCommon) || merged.length > MAX_BUCKET_BYTES) {
+        for (const p of parts) if (!isCommon(p)) dropped += p.length / POSTING_BYTES;
+        merged = COMMON;
+      }
+      this.postings.putSync(id * BUCKETS + bucket, merged, { append: true });
     }
     for (const key of [...a, ...b]) this.postings.removeSync(key);
-    return { id, postings: older!.postings + newer!.postings };
+    return { id, postings: older!.postings + newer!.postings - dropped, dropped };
   }
 
   private bumpCounts(tracks: number, postings: number): void {

@@ -15,11 +15,17 @@ export interface MatcherConfig {
   minAligned: number;
   /** Fewest distinct query frames among them: a burst at one instant is not a match. */
   minAnchors: number;
+  /**
+   * A clip whose best candidate has fewer distinct aligned hashes is tried again at other
+   * playback speeds (Engine). Equal to minAligned, except where minAligned is lowered to see the
+   * candidates below the threshold (bench/accuracy's calibration).
+   */
+  retryBelow: number;
 }
 
 // minAligned: calibrated by bench/accuracy (see the README): the smallest count at which no
 // non-catalog 5 s clip and no wrong track matched, over every condition, plus a margin.
-export const DEFAULT_MATCHER: MatcherConfig = { toleranceFrames: 1, minAligned: 40, minAnchors: 5 };
+export const DEFAULT_MATCHER: MatcherConfig = { toleranceFrames: 1, minAligned: 30, minAnchors: 5, retryBelow: 30 };
 
 export interface Match {
   fpId: number;
