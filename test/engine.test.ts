@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { isAppError } from '../src/errors.js';
 import { decodeFile } from '../src/pipeline/decode.js';
 import { Engine } from '../src/pipeline/engine.js';
+import { fingerprint } from '../src/pipeline/fingerprint.js';
 import { ingestFiles, listAudioFiles } from '../src/pipeline/ingest.js';
 import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack } from './corpus.js';
 import { smallCorpusSplit, tempDataDir } from './fixtures.js';
@@ -98,11 +99,13 @@ test('deleting a track removes its postings, its row and its file', async () => 
   assert.equal(await engine.catalog.get(track.id), undefined);
   assert.ok(!existsSync(engine.raw.absolute(track.raw_path)));
   assert.equal(engine.stats().tracks, before.tracks - 1);
-  assert.ok(engine.stats().postings < before.postings);
-  // Ingesting it again restores exactly the postings it had.
+  const removed = engine.stats().postings;
+  assert.ok(removed < before.postings);
+  // Ingesting it again brings its postings back (not exactly the same count: which buckets keep
+  // only a common marker depends on the merges, see MAX_BUCKET_POSTINGS).
   const again = await ingestFiles(engine, [t.file]);
   assert.equal(again.created, 1);
-  assert.equal(engine.stats().postings, before.postings);
+  assert.ok(engine.stats().postings > removed);
   await assertMatch(q, t, 30);
 });
 
@@ -160,6 +163,12 @@ test('another copy of a catalog recording is reported as its duplicate; distinct
   // Tracks of the same games (same instruments, often the same tempo) are distinct recordings.
   const distinct = await ingestFiles(engine, outside.map((t) => t.file));
   assert.deepEqual(distinct.outcomes.map((o) => o.status), outside.map(() => 'created'));
+  const added = distinct.outcomes.flatMap((o) => (o.status === 'created' ? [o.track.fpId] : []));
   for (const o of distinct.outcomes) if (o.status === 'created') await engine.removeTrack(o.track.id);
-  assert.deepEqual(engine.stats().postings, before.postings);
+  // Their postings are gone. (Buckets they made common stay skipped: the count may be lower.)
+  assert.ok(engine.stats().postings <= before.postings);
+  for (const t of outside) {
+    const found = engine.index.lookup(fingerprint((await decodeFile(t.file)).subarray(0, 30 * 16000), 'query'));
+    assert.ok(!found.track.subarray(0, found.length).some((n) => added.includes(n)), `postings of ${t.name} remain`);
+  }
 });

@@ -20,12 +20,15 @@ import { FingerprintIndex, type IndexStats } from './fingerprint-index.js';
 import { fingerprint, type Hashes } from './fingerprint.js';
 import { DEFAULT_MATCHER, VoteTable, type MatcherConfig, type Match } from './matcher.js';
 import { RawStore } from './raw-store.js';
+import { changeSpeed } from './speed.js';
 import { DataStore } from './store.js';
 import { openVibeLane, type TrackEmbeddings, type VibeLane } from '../vibe/lane.js';
 import { openVectorStore, type VectorStore } from '../vibe/vector-store.js';
 
 export const MIN_QUERY_SECONDS = 3;
 export const MAX_QUERY_SECONDS = 30;
+/** Playback speeds a clip is tried at when it matches nothing at its own. */
+const RETRY_SPEEDS = [1.02, 0.98];
 
 /** A decoded, fingerprinted file waiting to be committed. */
 export interface PreparedTrack {
@@ -234,8 +237,24 @@ export class Engine {
     if (seconds < MIN_QUERY_SECONDS) {
       throw new AppError('AUDIO_TOO_SHORT', `clip is ${seconds.toFixed(1)} s long; at least ${MIN_QUERY_SECONDS} s are needed`);
     }
+    const clip = pcm.subarray(0, MAX_QUERY_SECONDS * SAMPLE_RATE);
+    let matches = this.matchAt(clip, maxResults);
+    // A recording played a little fast or slow (a DJ's pitch fader, a tape) moves every peak's
+    // bin and frame off the catalog's: when nothing matched, the clip is resampled back at a few
+    // speeds and tried again. The resampled clip runs at catalog speed, so its offsets need no
+    // correction; a clip that matches at 1.0 (the common case) costs nothing more.
+    const best = (ms: Match[]) => ms[0]?.alignedHashes ?? 0;
+    for (const speed of RETRY_SPEEDS) {
+      if (best(matches) >= this.matcher.retryBelow) break;
+      const retry = this.matchAt(changeSpeed(clip, 1 / speed), maxResults);
+      if (best(retry) > best(matches)) matches = retry;
+    }
+    return matches;
+  }
+
+  private matchAt(clip: Float32Array, maxResults: number): Match[] {
     const votes = this.newVoteTable();
-    votes.add(this.index.lookup(fingerprint(pcm.subarray(0, MAX_QUERY_SECONDS * SAMPLE_RATE), 'query')));
+    votes.add(this.index.lookup(fingerprint(clip, 'query')));
     return votes.best(maxResults);
   }
 

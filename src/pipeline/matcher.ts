@@ -15,11 +15,17 @@ export interface MatcherConfig {
   minAligned: number;
   /** Fewest distinct query frames among them: a burst at one instant is not a match. */
   minAnchors: number;
+  /**
+   * A clip whose best candidate has fewer distinct aligned hashes is tried again at other
+   * playback speeds (Engine). Equal to minAligned, except where minAligned is lowered to see the
+   * candidates below the threshold (bench/accuracy's calibration).
+   */
+  retryBelow: number;
 }
 
 // minAligned: calibrated by bench/accuracy (see the README): the smallest count at which no
 // non-catalog 5 s clip and no wrong track matched, over every condition, plus a margin.
-export const DEFAULT_MATCHER: MatcherConfig = { toleranceFrames: 1, minAligned: 40, minAnchors: 5 };
+export const DEFAULT_MATCHER: MatcherConfig = { toleranceFrames: 1, minAligned: 30, minAnchors: 5, retryBelow: 30 };
 
 export interface Match {
   fpId: number;
@@ -33,7 +39,6 @@ export interface Match {
   startFrame: number;
 }
 
-const OFFSET_BIAS = 2 ** 30;
 /** Tracks re-scored by distinct hashes after the raw-vote shortlist ... */
 const CANDIDATES = 10;
 /** ... at this many offsets each. */
@@ -44,18 +49,78 @@ interface Candidate {
   offset: number;
   votes: number;
 }
-const voteKey = (track: number, offset: number) => track * 2 ** 31 + (offset + OFFSET_BIAS);
 
 /**
- * Offsets with at least this many votes are kept in a set, so that best() looks at those alone
- * instead of every offset that a chance hit touched (most of a long stream's). A window of
- * 2*tol+1 offsets with minAligned votes then always has a seed when minAligned >= 7 at tol 1.
+ * Votes per (track, offset) in an open-addressing hash table of typed arrays: a query adds tens of
+ * thousands of postings, and a Map of boxed keys spent most of the query's time. A slot whose count
+ * falls to zero stays occupied (no tombstones to handle) until the next rehash drops it.
  */
-const HOT_VOTES = 3;
+class Counts {
+  /** track + 1 per slot; 0 marks an empty slot. */
+  private tracks = new Int32Array(1024);
+  private offsets = new Int32Array(1024);
+  private counts = new Int32Array(1024);
+  private mask = 1023;
+  private occupied = 0;
+
+  get(track: number, offset: number): number {
+    const i = this.find(track, offset);
+    return this.tracks[i] ? this.counts[i]! : 0;
+  }
+
+  /** Adds delta to a count; returns the new count. */
+  bump(track: number, offset: number, delta: number): number {
+    let i = this.find(track, offset);
+    if (!this.tracks[i]) {
+      if ((this.occupied + 1) * 2 > this.mask) {
+        this.rehash();
+        i = this.find(track, offset);
+      }
+      this.tracks[i] = track + 1;
+      this.offsets[i] = offset;
+      this.occupied++;
+    }
+    return (this.counts[i]! += delta);
+  }
+
+  /** Calls fn for every (track, offset) with at least min votes. */
+  forEachAtLeast(min: number, fn: (track: number, offset: number, votes: number) => void): void {
+    const { tracks, offsets, counts } = this;
+    for (let i = 0; i <= this.mask; i++) if (tracks[i] && counts[i]! >= min) fn(tracks[i]! - 1, offsets[i]!, counts[i]!);
+  }
+
+  private find(track: number, offset: number): number {
+    const t = track + 1;
+    let i = (Math.imul(t, 0x9e3779b1) ^ Math.imul(offset, 0x85ebca77)) & this.mask;
+    while (this.tracks[i] && (this.tracks[i] !== t || this.offsets[i] !== offset)) i = (i + 1) & this.mask;
+    return i;
+  }
+
+  /** Drops zero counts, and doubles the table when the live ones would fill a quarter of it. */
+  private rehash(): void {
+    const { tracks, offsets, counts } = this;
+    let live = 0;
+    for (let i = 0; i < counts.length; i++) if (tracks[i] && counts[i]) live++;
+    let size = counts.length;
+    while ((live + 1) * 4 > size) size *= 2;
+    this.tracks = new Int32Array(size);
+    this.offsets = new Int32Array(size);
+    this.counts = new Int32Array(size);
+    this.mask = size - 1;
+    this.occupied = 0;
+    for (let i = 0; i < counts.length; i++) {
+      if (!tracks[i] || !counts[i]) continue;
+      const j = this.find(tracks[i]! - 1, offsets[i]!);
+      this.tracks[j] = tracks[i]!;
+      this.offsets[j] = offsets[i]!;
+      this.counts[j] = counts[i]!;
+      this.occupied++;
+    }
+  }
+}
 
 export class VoteTable {
-  private readonly votes = new Map<number, number>();
-  private readonly hot = new Set<number>();
+  private readonly votes = new Counts();
   private track = new Uint32Array(0);
   private offset = new Int32Array(0);
   private queryTime = new Uint32Array(0);
@@ -73,12 +138,7 @@ export class VoteTable {
     this.queryTime.set(p.queryTime.subarray(0, p.length), this.n);
     this.hash.set(p.hash.subarray(0, p.length), this.n);
     this.n += p.length;
-    for (let i = 0; i < p.length; i++) {
-      const k = voteKey(p.track[i]!, p.offset[i]!);
-      const c = (this.votes.get(k) ?? 0) + 1;
-      this.votes.set(k, c);
-      if (c === HOT_VOTES) this.hot.add(k);
-    }
+    for (let i = 0; i < p.length; i++) this.votes.bump(p.track[i]!, p.offset[i]!, 1);
   }
 
   /**
@@ -88,11 +148,7 @@ export class VoteTable {
    */
   dropBefore(frame: number): void {
     while (this.first < this.n && this.queryTime[this.first]! < frame) {
-      const k = voteKey(this.track[this.first]!, this.offset[this.first]!);
-      const c = this.votes.get(k)! - 1;
-      if (c) this.votes.set(k, c);
-      else this.votes.delete(k);
-      if (c < HOT_VOTES) this.hot.delete(k);
+      this.votes.bump(this.track[this.first]!, this.offset[this.first]!, -1);
       this.first++;
     }
     if (this.first > 4096 && this.first * 2 > this.n) this.compact();
@@ -107,18 +163,15 @@ export class VoteTable {
     const { toleranceFrames: tol, minAnchors } = this.cfg;
     // A window of 2*tol+1 offsets holding minAligned votes has one offset with at least
     // minAligned / (2*tol+1) of them: only windows around such offsets need a look.
-    const seedMin = Math.max(HOT_VOTES, Math.ceil(minAligned / (2 * tol + 1)));
+    const seedMin = Math.max(1, Math.ceil(minAligned / (2 * tol + 1)));
     const windows: Candidate[] = [];
-    for (const k of this.hot) {
-      if (this.votes.get(k)! < seedMin) continue;
-      const track = Math.floor(k / 2 ** 31);
-      const off = (k % 2 ** 31) - OFFSET_BIAS;
+    this.votes.forEachAtLeast(seedMin, (track, off) => {
       for (let centre = off - tol; centre <= off + tol; centre++) {
         let sum = 0;
-        for (let d = centre - tol; d <= centre + tol; d++) sum += this.votes.get(voteKey(track, d)) ?? 0;
+        for (let d = centre - tol; d <= centre + tol; d++) sum += this.votes.get(track, d);
         if (sum >= minAligned) windows.push({ track, offset: centre, votes: sum });
       }
-    }
+    });
     // Raw votes only shortlist, a few offsets per track: a passage that recurs in a track, busier
     // the second time, can outvote the right place while matching fewer distinct hashes.
     windows.sort((a, b) => b.votes - a.votes);
@@ -131,36 +184,40 @@ export class VoteTable {
         list.push(w);
       }
     }
-    const aligned = new Map<Candidate, { anchors: Set<number>; hashes: Set<number>; offsets: number[] }>();
-    for (const list of perTrack.values()) for (const c of list) aligned.set(c, { anchors: new Set(), hashes: new Set(), offsets: [] });
+    const cands = [...perTrack.values()].flat();
+    if (cands.length === 0) return [];
+    // One pass over the postings collects each candidate's aligned hashes, query frames and offsets.
+    const candTrack = Int32Array.from(cands, (c) => c.track);
+    const aligned = cands.map(() => ({ anchors: [] as number[], hashes: [] as number[], offsets: [] as number[] }));
     for (let i = this.first; i < this.n; i++) {
-      const list = perTrack.get(this.track[i]!);
-      if (!list) continue;
+      const t = this.track[i]!;
       const o = this.offset[i]!;
-      for (const c of list) {
-        if (o < c.offset - tol || o > c.offset + tol) continue;
-        const a = aligned.get(c)!;
-        a.anchors.add(this.queryTime[i]!);
-        a.hashes.add(this.hash[i]!);
+      for (let c = 0; c < candTrack.length; c++) {
+        if (candTrack[c] !== t || o < cands[c]!.offset - tol || o > cands[c]!.offset + tol) continue;
+        const a = aligned[c]!;
+        a.anchors.push(this.queryTime[i]!);
+        a.hashes.push(this.hash[i]!);
         a.offsets.push(o);
       }
     }
     const bestPerTrack = new Map<number, Match>();
-    for (const [c, { anchors, hashes, offsets }] of aligned) {
-      if (hashes.size < minAligned || anchors.size < minAnchors) continue;
+    cands.forEach((c, k) => {
+      const { anchors, hashes, offsets } = aligned[k]!;
+      const nHashes = distinct(hashes);
+      if (nHashes < minAligned || distinct(anchors) < minAnchors) return;
       const cur = bestPerTrack.get(c.track);
-      if (cur && cur.alignedHashes >= hashes.size) continue;
+      if (cur && cur.alignedHashes >= nHashes) return;
       offsets.sort((a, b) => a - b);
       const median = offsets[offsets.length >> 1]!;
       bestPerTrack.set(c.track, {
         fpId: c.track,
         offsetFrames: median,
         offsetSeconds: Math.max(0, median * FRAME_SECONDS),
-        alignedHashes: hashes.size,
-        confidence: 1 - 0.5 ** (hashes.size / this.cfg.minAligned),
+        alignedHashes: nHashes,
+        confidence: 1 - 0.5 ** (nHashes / this.cfg.minAligned),
         startFrame: Math.min(...anchors),
       });
-    }
+    });
     return [...bestPerTrack.values()].sort((a, b) => b.alignedHashes - a.alignedHashes).slice(0, max);
   }
 
@@ -189,4 +246,12 @@ export class VoteTable {
     h.set(this.hash.subarray(0, this.n));
     this.hash = h;
   }
+}
+
+/** Number of distinct values (sorts the array). */
+function distinct(xs: number[]): number {
+  xs.sort((a, b) => a - b);
+  let n = 0;
+  for (let i = 0; i < xs.length; i++) if (i === 0 || xs[i] !== xs[i - 1]) n++;
+  return n;
 }
