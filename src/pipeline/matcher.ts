@@ -25,7 +25,7 @@ export interface MatcherConfig {
 
 // minAligned: calibrated by bench/accuracy (see the README): the smallest count at which no
 // non-catalog 5 s clip and no wrong track matched, over every condition, plus a margin.
-export const DEFAULT_MATCHER: MatcherConfig = { toleranceFrames: 1, minAligned: 22, minAnchors: 5, retryBelow: 22 };
+export const DEFAULT_MATCHER: MatcherConfig = { toleranceFrames: 1, minAligned: 30, minAnchors: 5, retryBelow: 30 };
 
 export interface Match {
   fpId: number;
