@@ -5,8 +5,9 @@
 // next to random ranking and an MFCC mean/std baseline; then the embedding speed and the latency
 // of vibe searches for 10 s clips through the real store.
 //
-//   npm run bench:vibe [-- --embed-only | --cached-only] [-- --latency-runs N]
-// --embed-only fills the cache; --cached-only evaluates the tracks cached so far (a partial run).
+//   npm run bench:vibe [-- --embed-only | --cached-only] [-- --precision-only] [-- --latency-runs N]
+// --embed-only fills the cache; --cached-only evaluates the tracks cached so far (a partial run);
+// --precision-only skips the latency part (with a filled cache, the run takes seconds).
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
 import { ProgressBar } from '../src/cli/progress.js';
@@ -16,9 +17,10 @@ import { fetchCorpus, pool, rng, SPLIT_SEED } from '../test/corpus.js';
 import { computeCached, readCached, type CachedTrack } from './vibe-cache.js';
 import { evaluate, printEvaluation } from './vibe-eval.js';
 import { latency } from './vibe-latency.js';
+import { evaluateReranking, printReranking } from './vibe-rerank.js';
 
 const { values } = parseArgs({
-  options: { 'embed-only': { type: 'boolean', default: false }, 'cached-only': { type: 'boolean', default: false }, 'latency-runs': { type: 'string', default: '60' } },
+  options: { 'embed-only': { type: 'boolean', default: false }, 'cached-only': { type: 'boolean', default: false }, 'precision-only': { type: 'boolean', default: false }, 'latency-runs': { type: 'string', default: '60' } },
 });
 setLogLevel('warn');
 
@@ -57,6 +59,7 @@ if (computedSeconds > 0) {
 }
 if (!values['embed-only']) {
   printEvaluation(evaluate(cached));
-  await latency(embedder, cached, Number(values['latency-runs']), config.ffmpegPath);
+  printReranking(evaluateReranking(cached));
+  if (!values['precision-only']) await latency(embedder, cached, Number(values['latency-runs']), config.ffmpegPath);
 }
 await embedder.close();

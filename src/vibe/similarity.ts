@@ -1,5 +1,6 @@
 // What the vibe lane compares: the unit-length dense-layer vector (cosine of the plain mean of
-// patches). bench/vibe.ts measured normalisations, whitening, pooling and tags against it on the
+// patches). bench/vibe.ts measured normalisations, whitening, pooling, tags and neighbourhood
+// re-ranking (query expansion, database-side augmentation, shared neighbours) against it on the
 // full corpus; none separated from it by more than the noise (README, "Vibe benchmark"). The
 // store holds these vectors: a different choice here is a different space and needs a
 // re-embedding.
