@@ -79,7 +79,8 @@ async function browser(o: { mic?: string; deny?: boolean; phone?: boolean }): Pr
     page,
     close: async () => {
       await context.close();
-      await rm(profile, { recursive: true, force: true });
+      // Helper processes may still be flushing into the profile for a moment after the close.
+      await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
     },
   };
 }
