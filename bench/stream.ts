@@ -16,7 +16,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { CACHE_DIR, CONDITIONS, fetchCorpus, keepOut, KEPT_OUT, makeClip, pool, rng, SPLIT_SEED, type CorpusTrack } from '../test/corpus.js';
-import { listen, results, type ListenResult } from '../test/listen-client.js';
+import { SAMPLE_RATE } from '../src/pipeline/decode.js';
+import { OpusPcmStream } from '../src/pipeline/opus-decode.js';
+import { chunkBytes, listen, results, type ListenResult } from '../test/listen-client.js';
 import { serveCorpus, serverUsage } from './served.js';
 import { quantile } from './stats.js';
 
@@ -60,13 +62,32 @@ async function scrape(url: string): Promise<Record<string, number>> {
   return out;
 }
 
+/**
+ * Seconds of audio the server can have decoded once each chunk of `audio` (as `listen` cuts it)
+ * has arrived: the same demultiplexer and decoder as a session, so that a result's heard_seconds
+ * maps to the chunk that completed it, whatever the container overhead and Opus frame edges.
+ */
+async function audioAfterChunks(audio: Buffer): Promise<number[]> {
+  const per = chunkBytes({ audio, seconds: CLIP_S });
+  const s = await OpusPcmStream.open('webm');
+  const out: number[] = [];
+  let samples = 0;
+  for (let at = 0; at < audio.length; at += per) {
+    samples += s.push(audio.subarray(at, at + per)).length;
+    out.push(samples / SAMPLE_RATE);
+  }
+  s.free();
+  return out;
+}
+
 /** Lag of each result: receive time minus the send time of the chunk that completed its audio. */
-function lags(r: ListenResult): number[] {
+function lags(r: ListenResult, audioAfter: number[]): number[] {
   return r.received
     .filter((x) => x.msg.type === 'result' || x.msg.type === 'no_match')
     .map((x) => {
       const heard = x.msg.heard_seconds as number;
-      const chunk = Math.min(r.sentAt.length - 1, Math.max(0, Math.ceil(heard / r.sliceSeconds) - 1));
+      const k = audioAfter.findIndex((s) => s >= heard - 0.005);
+      const chunk = Math.min(r.sentAt.length - 1, k < 0 ? audioAfter.length - 1 : k);
       return Math.max(0, x.at - r.sentAt[chunk]!);
     });
 }
@@ -132,6 +153,7 @@ async function main() {
     lines.push('', '| listeners at once | sessions ended normally | result lag p50 / p95 / p99 ms | event-loop delay p50 / p99 / max ms | server CPU per listener (share of a core at real time) | server memory per session |', '|---|---|---|---|---|---|');
     const mixed = queries.filter((q) => q.truth);
     const payloads = await Promise.all(mixed.map((q) => readFile(q.file)));
+    const audioAfter = await Promise.all(payloads.map(audioAfterChunks));
     for (const level of phases.has('capacity') ? values.levels!.split(',').map(Number) : []) {
       const before = serverUsage(pid);
       let peakRss = 0;
@@ -150,7 +172,7 @@ async function main() {
       clearInterval(sampler);
       clearTimeout(probe);
       const after = serverUsage(pid);
-      const all = runs.flatMap(lags);
+      const all = runs.flatMap((x, i) => lags(x, audioAfter[i % payloads.length]!));
       const ok = runs.filter((x) => x.code === 1000).length;
       // CPU over the audio streamed, not over the wall time: a server that falls behind on a shared
       // machine stretches the wall time, not the work.

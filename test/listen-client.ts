@@ -13,8 +13,6 @@ export interface ListenResult {
   reason: string;
   /** When each audio chunk was sent, ms since the socket opened. */
   sentAt: number[];
-  /** Audio seconds per chunk. */
-  sliceSeconds: number;
 }
 
 export interface StreamOptions {
@@ -32,6 +30,11 @@ export interface StreamOptions {
   onOpen?: (ws: WebSocket) => void;
 }
 
+/** The bytes per chunk that `listen` sends for these options: one slice of audio each. */
+export function chunkBytes(o: Pick<StreamOptions, 'audio' | 'seconds' | 'sliceMs'>): number {
+  return Math.max(1, Math.ceil((o.audio.length * (o.sliceMs ?? 250)) / 1000 / o.seconds));
+}
+
 export function listen(url: string, o: StreamOptions): Promise<ListenResult> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url);
@@ -44,7 +47,7 @@ export function listen(url: string, o: StreamOptions): Promise<ListenResult> {
       o.onOpen?.(ws);
       ws.send(JSON.stringify(o.start));
       const slice = o.sliceMs ?? 250;
-      const per = Math.max(1, Math.ceil((o.audio.length * slice) / 1000 / o.seconds));
+      const per = chunkBytes(o);
       let at = 0;
       const tick = () => {
         if (ws.readyState !== ws.OPEN) return;
@@ -62,7 +65,7 @@ export function listen(url: string, o: StreamOptions): Promise<ListenResult> {
     ws.on('message', (data) => received.push({ at: performance.now() - openedAt, msg: JSON.parse(data.toString()) }));
     ws.on('close', (code, reason) => {
       clearTimeout(timer);
-      resolve({ received, code, reason: reason.toString(), sentAt, sliceSeconds: (o.sliceMs ?? 250) / 1000 });
+      resolve({ received, code, reason: reason.toString(), sentAt });
     });
     ws.on('error', reject);
   });

@@ -71,7 +71,7 @@ export class Engine {
     readonly vibe: VibeLane | undefined,
     /** Why there is no vibe lane, when there is none. */
     readonly vibeUnavailable: string,
-    private readonly matcher: MatcherConfig,
+    readonly matcher: MatcherConfig,
   ) {
     this.raw = new RawStore(config.dataDir);
     this.catalog = new Catalog(db.sql);
@@ -209,16 +209,6 @@ export class Engine {
     return { track, confidence: best[1].reduce((a, b) => a + b, 0) / best[1].length };
   }
 
-  /** An empty vote table with this engine's matcher settings, for incremental matching. */
-  newVoteTable(): VoteTable {
-    return new VoteTable(this.matcher);
-  }
-
-  /** Distinct aligned hashes a match needs (calibrated on non-catalog clips). */
-  get minAligned(): number {
-    return this.matcher.minAligned;
-  }
-
   /** Attaches catalog rows to matches; a match whose track is not visible (deleted) is dropped. */
   async resolve(matches: Match[]): Promise<TrackMatch[]> {
     const tracks = await this.catalog.byFpIds(matches.map((m) => m.fpId));
@@ -253,7 +243,7 @@ export class Engine {
   }
 
   private matchAt(clip: Float32Array, maxResults: number): Match[] {
-    const votes = this.newVoteTable();
+    const votes = new VoteTable(this.matcher);
     votes.add(this.index.lookup(fingerprint(clip, 'query')));
     return votes.best(maxResults);
   }

@@ -19,6 +19,14 @@ export class DataStore {
     return new DataStore(open({ path: dir, maxDbs: 16, compression: false, cache: false }));
   }
 
+  /**
+   * The current environment for reading only, for threads of a process that opened it with
+   * `open` (which settled any interrupted swap): a reader never moves directories.
+   */
+  static openReader(dataDir: string): DataStore {
+    return new DataStore(open({ path: storeDirs(dataDir).current, maxDbs: 16, compression: false, cache: false, readOnly: true }));
+  }
+
   /** Runs fn in one write transaction: all of its writes land, or none. */
   transaction<T>(fn: () => T): T {
     return this.env.transactionSync(fn);

@@ -1,22 +1,16 @@
-// One listening session: audio in (already demultiplexed from the socket), results out. The
-// session decodes, fingerprints and votes incrementally, and decides from the evidence of its
-// most recent audio when to speak:
-//   provisional: one track leads clearly with at least PROVISIONAL_FRACTION of the calibrated
-//                threshold of aligned hashes;
-//   final:       the lead reaches the calibrated threshold and holds at the same place in the
-//                same track over two evaluations.
-// Continuous sessions keep going after a final answer and report each change of track. In modes
-// vibe and both, vibe-windows.ts answers which catalog tracks sound alike, beside and never in
-// the way of the exact lane.
+// One listening session: audio in (already demultiplexed from the socket), results out. Its
+// exact lane runs in a listening thread (live-match.ts decides there when to speak); here the
+// session keeps its limits, attaches catalog rows to the thread's decisions and sends them. In
+// modes vibe and both, vibe-windows.ts answers which catalog tracks sound alike from the decoded
+// audio the thread hands back, beside and never in the way of the exact lane.
 import { AppError, wsCloseCode } from '../errors.js';
 import { log } from '../log.js';
 import type { Track } from '../catalog/catalog.js';
-import { SAMPLE_RATE } from '../pipeline/decode.js';
 import type { Engine } from '../pipeline/engine.js';
-import { FRAME_SECONDS, FingerprintStream, type Hashes } from '../pipeline/fingerprint.js';
-import type { Match, VoteTable } from '../pipeline/matcher.js';
+import { FRAME_SECONDS } from '../pipeline/fingerprint.js';
 import { exactMatch, vibeMatch } from '../server/schemas.js';
-import { createDecoder, type StreamDecoder } from './decoder.js';
+import type { ListenThreads, LiveMatchHandle } from './listen-threads.js';
+import type { LiveDecision, LiveStep } from './live-match.js';
 import type { LiveMatch, ServerMessage, Start } from './protocol.js';
 import { VibeWindows } from './vibe-windows.js';
 
@@ -41,14 +35,6 @@ export const DEFAULT_LIMITS: ListenLimits = {
   paceBurstSeconds: 5,
 };
 
-/** Evidence is judged on this much recent audio: a change of track shows within it. */
-const WINDOW_SECONDS = 8;
-const EVAL_EVERY_SECONDS = 0.25;
-const POSITION_EVERY_SECONDS = 1;
-const PROVISIONAL_FRACTION = 0.5;
-/** The leader must have this many times the runner-up's aligned hashes. */
-const LEAD = 2;
-
 export interface SessionSink {
   send(msg: ServerMessage): void;
   /** Ends the connection; the session has released its resources before calling it. */
@@ -56,43 +42,36 @@ export interface SessionSink {
 }
 
 export class ListenSession {
-  private readonly decoder: StreamDecoder;
+  private readonly lane: LiveMatchHandle;
   private readonly exactOn: boolean;
   private readonly vibe: VibeWindows | undefined;
-  private readonly fp = new FingerprintStream('query');
-  private readonly votes: VoteTable;
   private readonly startedAt = performance.now();
   private readonly tracks = new Map<number, Track>();
-  private samples = 0;
-  private lastEval = 0;
-  private lastPosition = 0;
-  private previousTop: Match | undefined;
-  private provisionalFor: number | undefined;
-  private finalFor: number | undefined;
+  private heardSeconds = 0;
   private work: Promise<void> = Promise.resolve();
   /** No more audio is taken (stop, failure, abort). */
   private ended = false;
   /** The connection is closed or closing: nothing more is sent. */
   private closed = false;
+  private stopReason = 'stopped';
 
   constructor(
     readonly id: string,
     private readonly start: Start,
     private readonly engine: Engine,
+    threads: ListenThreads,
     private readonly limits: ListenLimits,
     private readonly sink: SessionSink,
   ) {
-    this.votes = engine.newVoteTable();
     this.exactOn = start.mode !== 'vibe';
     this.vibe =
       start.mode !== 'exact' && engine.vibe
         ? new VibeWindows(engine, engine.vibe, start.max_results, (status, heard, matches) => this.send({ type: 'result', lane: 'vibe', status, heard_seconds: round(heard, 2), matches: matches.map(vibeMatch) }), id)
         : undefined;
-    this.decoder = createDecoder(start.format, start.sample_rate, { pcm: (x) => this.onPcm(x), error: (e) => this.fail(e) });
-  }
-
-  private get heardSeconds(): number {
-    return this.samples / SAMPLE_RATE;
+    this.lane = threads.open(
+      { format: start.format, sampleRate: start.sample_rate, maxResults: start.max_results, exact: this.exactOn, keepPcm: !!this.vibe },
+      { step: (s) => this.onStep(s), error: (e) => this.fail(e) },
+    );
   }
 
   audio(chunk: Buffer): void {
@@ -101,32 +80,22 @@ export class ListenSession {
       this.fail(new AppError('CHUNK_TOO_LARGE', `audio chunk of ${chunk.length} bytes; at most ${this.limits.maxChunkBytes}`));
       return;
     }
-    this.decoder.write(chunk);
+    this.lane.audio(chunk);
   }
 
-  /** The client said stop: decode what is left, answer, close. */
+  /** The client said stop: the thread decodes what is left and answers; then the session closes. */
   stop(reason = 'stopped'): void {
     if (this.ended) return;
     this.ended = true;
-    this.enqueue(async () => {
-      await this.decoder.end();
-      if (this.exactOn) {
-        this.consume(this.fp.end());
-        await this.evaluate(true);
-      }
-      if (this.vibe) {
-        await this.vibe.finish();
-        if (!this.exactOn && !this.vibe.answered) this.send({ type: 'no_match', heard_seconds: round(this.heardSeconds, 2) });
-      }
-      this.close(1000, reason);
-    });
+    this.stopReason = reason;
+    this.lane.stop();
   }
 
   /** The connection is gone (client vanished, server shutting down): release everything. */
   abort(): void {
     this.ended = true;
     this.closed = true;
-    this.decoder.kill();
+    this.lane.kill();
   }
 
   /** Ends the session with a typed error: an `error` message, then the close code of its code. */
@@ -144,35 +113,36 @@ export class ListenSession {
   private close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
-    this.decoder.kill();
+    this.lane.kill();
     this.sink.close(code, reason);
   }
 
-  private onPcm(pcm: Float32Array): void {
-    this.samples += pcm.length;
-    if (this.exactOn) this.consume(this.fp.push(pcm));
-    this.vibe?.push(pcm);
-    if (this.ended) return; // draining after stop: the closing evaluation sees it
+  private onStep(s: LiveStep): void {
+    if (this.closed) return;
+    this.heardSeconds = s.heardSeconds;
+    if (s.pcm) this.vibe?.push(s.pcm);
+    for (const d of s.decisions) this.enqueue(() => this.report(d));
+    if (s.ended) {
+      this.enqueue(async () => {
+        if (s.noMatch) this.send({ type: 'no_match', heard_seconds: round(s.heardSeconds, 2) });
+        if (this.vibe) {
+          await this.vibe.finish();
+          if (!this.exactOn && !this.vibe.answered) this.send({ type: 'no_match', heard_seconds: round(s.heardSeconds, 2) });
+        }
+        this.close(1000, this.stopReason);
+      });
+      return;
+    }
+    if (this.ended) return; // draining after stop
     const elapsed = (performance.now() - this.startedAt) / 1000;
     if (this.heardSeconds > elapsed * this.limits.paceFactor + this.limits.paceBurstSeconds) {
       this.fail(new AppError('TOO_FAST', `audio is arriving much faster than real time (${this.heardSeconds.toFixed(1)} s of audio in ${elapsed.toFixed(1)} s)`));
       return;
     }
-    if (!this.start.continuous && this.heardSeconds >= this.limits.maxSeconds) {
-      this.stop(`maximum session length (${this.limits.maxSeconds} s) reached`);
-      return;
-    }
-    if (this.exactOn && this.heardSeconds - this.lastEval >= EVAL_EVERY_SECONDS) {
-      this.lastEval = this.heardSeconds;
-      this.enqueue(() => this.evaluate(false));
-    }
+    if (!this.start.continuous && this.heardSeconds >= this.limits.maxSeconds) this.stop(`maximum session length (${this.limits.maxSeconds} s) reached`);
   }
 
-  private consume(h: Hashes): void {
-    if (h.hashes.length) this.votes.add(this.engine.index.lookup(h));
-  }
-
-  // Evaluations resolve catalog rows asynchronously; a chain keeps messages in order.
+  // Reports resolve catalog rows asynchronously; a chain keeps messages in order.
   private enqueue(task: () => Promise<void>): void {
     this.work = this.work.then(task).catch((e: unknown) => {
       log.error('listen session failed', { session: this.id, error: String(e) });
@@ -180,46 +150,18 @@ export class ListenSession {
     });
   }
 
-  private async evaluate(ending: boolean): Promise<void> {
-    if (this.closed) return;
-    const now = this.heardSeconds;
-    this.votes.dropBefore(Math.floor((now - WINDOW_SECONDS) / FRAME_SECONDS));
-    const threshold = this.engine.minAligned;
-    const ms = this.votes.best(Math.max(2, this.start.max_results), Math.ceil(threshold * PROVISIONAL_FRACTION));
-    const [top, second] = ms;
-    const clear = !!top && (!second || top.alignedHashes >= LEAD * second.alignedHashes);
-    const stable = !!top && !!this.previousTop && this.previousTop.fpId === top.fpId && Math.abs(this.previousTop.offsetFrames - top.offsetFrames) <= 2;
-    this.previousTop = top;
-
-    if (top && clear && top.alignedHashes >= threshold && (stable || ending)) {
-      const accepted = ms.filter((m) => m.alignedHashes >= threshold).slice(0, this.start.max_results);
-      if (this.finalFor !== top.fpId) {
-        const changed = this.finalFor !== undefined;
-        this.finalFor = top.fpId;
-        this.lastPosition = now;
-        await this.report('final', accepted, now, changed ? top.startFrame * FRAME_SECONDS : undefined);
-      } else if (now - this.lastPosition >= POSITION_EVERY_SECONDS) {
-        this.lastPosition = now;
-        await this.report('final', accepted, now);
-      }
-    } else if (top && clear && this.finalFor === undefined && this.provisionalFor !== top.fpId && !ending) {
-      this.provisionalFor = top.fpId;
-      await this.report('provisional', [top], now);
-    }
-    if (ending && this.finalFor === undefined) this.send({ type: 'no_match', heard_seconds: round(now, 2) });
-  }
-
-  private async report(status: 'provisional' | 'final', matches: Match[], now: number, changedAt?: number): Promise<void> {
-    const missing = matches.map((m) => m.fpId).filter((id) => !this.tracks.has(id));
+  private async report(d: LiveDecision): Promise<void> {
+    const missing = d.matches.map((m) => m.fpId).filter((id) => !this.tracks.has(id));
     if (missing.length) for (const [id, t] of await this.engine.catalog.byFpIds(missing)) this.tracks.set(id, t);
-    const live: LiveMatch[] = matches.flatMap((m) => {
+    const now = d.heardSeconds;
+    const live: LiveMatch[] = d.matches.flatMap((m) => {
       const track = this.tracks.get(m.fpId);
       if (!track) return []; // deleted meanwhile
       const base = exactMatch({ ...m, track, offsetSeconds: Math.max(0, (m.offsetFrames + m.startFrame) * FRAME_SECONDS) });
       return [{ ...base, position_seconds: round(Math.min(track.duration_seconds, Math.max(0, m.offsetFrames * FRAME_SECONDS + now)), 2) }];
     });
     if (!live.length) return;
-    this.send({ type: 'result', lane: 'exact', status, heard_seconds: round(now, 2), matches: live, ...(changedAt !== undefined ? { changed_at_seconds: round(changedAt, 2) } : {}) });
+    this.send({ type: 'result', lane: 'exact', status: d.status, heard_seconds: round(now, 2), matches: live, ...(d.changedAt !== undefined ? { changed_at_seconds: round(d.changedAt, 2) } : {}) });
   }
 }
 

@@ -8,6 +8,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AppError, wsCloseCode } from '../errors.js';
 import { log } from '../log.js';
 import type { Engine } from '../pipeline/engine.js';
+import { ListenThreads } from './listen-threads.js';
 import { StartMessage, StopMessage, type ServerMessage } from './protocol.js';
 import { DEFAULT_LIMITS, ListenSession, type ListenLimits } from './session.js';
 
@@ -24,6 +25,7 @@ export class ListenService {
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<Connection>();
   private readonly heartbeat: NodeJS.Timeout;
+  private readonly threads: ListenThreads;
   private closing = false;
 
   constructor(
@@ -31,6 +33,7 @@ export class ListenService {
     server: Server,
     private readonly limits: ListenLimits = DEFAULT_LIMITS,
   ) {
+    this.threads = new ListenThreads({ dataDir: engine.config.dataDir, matcher: engine.matcher }, engine.config.listenThreads);
     // Chunks up to a few times the limit reach the session, which refuses them with a reason;
     // beyond that ws itself closes with 1009.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxChunkBytes * 4 });
@@ -55,9 +58,9 @@ export class ListenService {
     this.heartbeat.unref();
   }
 
-  /** Open connections. */
-  stats(): { sessions: number } {
-    return { sessions: this.connections.size };
+  /** Open connections, and the sessions of each listening thread. */
+  stats(): { sessions: number; threads: number[] } {
+    return { sessions: this.connections.size, threads: this.threads.stats() };
   }
 
   /** Closes every session (1001) and waits until their connections are gone. */
@@ -73,6 +76,7 @@ export class ListenService {
     });
     await Promise.all(gone);
     this.wss.close();
+    await this.threads.close();
   }
 
   private accept(ws: WebSocket): void {
@@ -134,7 +138,7 @@ export class ListenService {
     if (c.session) throw new AppError('PROTOCOL_ERROR', 'start sent twice');
     if (msg.mode === 'vibe' && !this.engine.vibe) throw new AppError('LANE_UNAVAILABLE', `the vibe lane is not available (${this.engine.vibeUnavailable}): use mode exact`);
     const id = randomUUID();
-    c.session = new ListenSession(id, msg, this.engine, this.limits, {
+    c.session = new ListenSession(id, msg, this.engine, this.threads, this.limits, {
       send: (m) => send(c.ws, m),
       close: (code, reason) => closeWs(c.ws, code, reason),
     });
