@@ -3,10 +3,12 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "simd.h"
+
 namespace fp {
 
 RealFft::RealFft(int n) : n_(n), half_(n / 2) {
-  if (n < 8 || (n & (n - 1)) != 0) throw std::invalid_argument("fft size must be a power of two >= 8");
+  if (n < 16 || (n & (n - 1)) != 0) throw std::invalid_argument("fft size must be a power of two >= 16");
   int bits = 0;
   while ((1 << bits) < half_) bits++;
   bitrev_.resize(half_);
@@ -36,31 +38,44 @@ RealFft::RealFft(int n) : n_(n), half_(n / 2) {
   im_.resize(half_);
 }
 
-void RealFft::power(const float* in, float* out, int lo, int hi) {
+void RealFft::power(const float* in, const float* window, float* out, int lo, int hi) {
   float* __restrict re = re_.data();
   float* __restrict im = im_.data();
-  // Even samples as real parts, odd samples as imaginary parts, in bit-reversed order; the first
-  // stage (len 2, twiddle 1) is folded into the load.
-  for (int i = 0; i < half_; i += 2) {
-    const uint32_t j0 = bitrev_[i], j1 = bitrev_[i + 1];
-    const float ar = in[2 * j0], ai = in[2 * j0 + 1], br = in[2 * j1], bi = in[2 * j1 + 1];
-    re[i] = ar + br; im[i] = ai + bi;
-    re[i + 1] = ar - br; im[i + 1] = ai - bi;
+  // Windowed even samples as real parts, odd samples as imaginary parts, in bit-reversed order;
+  // the first two stages (len 2 with twiddle 1, len 4) are done in registers on the way.
+  const float w4r0 = twRe_[1], w4i0 = twIm_[1], w4r1 = twRe_[2], w4i1 = twIm_[2];
+  for (int i = 0; i < half_; i += 4) {
+    float r[4], q[4];
+    for (int p = 0; p < 4; p += 2) {
+      const uint32_t j0 = bitrev_[i + p], j1 = bitrev_[i + p + 1];
+      const float ar = in[2 * j0] * window[2 * j0], ai = in[2 * j0 + 1] * window[2 * j0 + 1];
+      const float br = in[2 * j1] * window[2 * j1], bi = in[2 * j1 + 1] * window[2 * j1 + 1];
+      r[p] = ar + br; q[p] = ai + bi;
+      r[p + 1] = ar - br; q[p + 1] = ai - bi;
+    }
+    const float t0r = r[2] * w4r0 - q[2] * w4i0, t0i = r[2] * w4i0 + q[2] * w4r0;
+    const float t1r = r[3] * w4r1 - q[3] * w4i1, t1i = r[3] * w4i1 + q[3] * w4r1;
+    re[i] = r[0] + t0r; im[i] = q[0] + t0i;
+    re[i + 1] = r[1] + t1r; im[i + 1] = q[1] + t1i;
+    re[i + 2] = r[0] - t0r; im[i + 2] = q[0] - t0i;
+    re[i + 3] = r[1] - t1r; im[i + 3] = q[1] - t1i;
   }
-  for (int len = 4; len <= half_; len <<= 1) {
+  for (int len = 8; len <= half_; len <<= 1) {
     const int m = len >> 1;
-    const float* __restrict wr = &twRe_[m - 1];
-    const float* __restrict wi = &twIm_[m - 1];
+    const float* wr = &twRe_[m - 1];
+    const float* wi = &twIm_[m - 1];
     for (int s = 0; s < half_; s += len) {
-      float* __restrict ur = re + s;
-      float* __restrict ui = im + s;
-      float* __restrict vr = re + s + m;
-      float* __restrict vi = im + s + m;
-      for (int k = 0; k < m; k++) {
-        const float tr = vr[k] * wr[k] - vi[k] * wi[k];
-        const float ti = vr[k] * wi[k] + vi[k] * wr[k];
-        vr[k] = ur[k] - tr; vi[k] = ui[k] - ti;
-        ur[k] += tr; ui[k] += ti;
+      float* ur = re + s;
+      float* ui = im + s;
+      float* vr = re + s + m;
+      float* vi = im + s + m;
+      for (int k = 0; k < m; k += 4) {
+        const v4 xr = load4(vr + k), xi = load4(vi + k), cr = load4(wr + k), ci = load4(wi + k);
+        const v4 tr = xr * cr - xi * ci;
+        const v4 ti = xr * ci + xi * cr;
+        const v4 yr = load4(ur + k), yi = load4(ui + k);
+        store4(vr + k, yr - tr); store4(vi + k, yi - ti);
+        store4(ur + k, yr + tr); store4(ui + k, yi + ti);
       }
     }
   }
