@@ -56,11 +56,20 @@ Extractor::Extractor(const Config& cfg) : cfg_(cfg), fft_(cfg.fftSize) {
 
 void Extractor::push(const float* samples, size_t n, Output& out) {
   if (ended_) throw std::logic_error("push after flush");
-  pending_.insert(pending_.end(), samples, samples + n);
   const size_t N = static_cast<size_t>(cfg_.fftSize), H = static_cast<size_t>(cfg_.hop);
-  while (pending_.size() - pendingStart_ >= N) {
-    processFrame(&pending_[pendingStart_]);
-    pendingStart_ += H;
+  // Frames that begin in the samples held back from earlier blocks are read from pending_, which
+  // needs at most N more samples for them; frames that begin in this block are read in place, so
+  // a long block is not copied.
+  const size_t held = pending_.size() - pendingStart_;
+  pending_.insert(pending_.end(), samples, samples + std::min(n, N));
+  size_t at = 0;  // next frame start, counted from the first held-back sample
+  for (; at < held && at + N <= held + n; at += H) processFrame(&pending_[pendingStart_ + at]);
+  for (; at + N <= held + n; at += H) processFrame(samples + (at - held));
+  if (at < held) {
+    pendingStart_ += at;  // the block was shorter than a frame: pending_ holds all of it
+  } else {
+    pending_.assign(samples + (at - held), samples + n);
+    pendingStart_ = 0;
   }
   if (pendingStart_ > 0 && pendingStart_ * 2 >= pending_.size()) {
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(pendingStart_));
