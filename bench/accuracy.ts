@@ -17,6 +17,7 @@ import { changeSpeed } from '../src/pipeline/speed.js';
 import { DEFAULT_MATCHER } from '../src/pipeline/matcher.js';
 import { ProgressBar } from '../src/cli/progress.js';
 import { CACHE_DIR, CONDITIONS, fetchCorpus, keepOut, KEPT_OUT, makeClip, pool, rng, SPLIT_SEED, type CorpusTrack } from '../test/corpus.js';
+import { extractionSpeeds } from './extraction.js';
 import { median, quantile } from './stats.js';
 
 const CLIP_SECONDS = 5;
@@ -82,17 +83,7 @@ async function main() {
     const hours = ing.audioSeconds / 3600;
 
     // Extraction speed on one core, decode excluded.
-    const pcms = await Promise.all(catalog.slice(0, 6).map((t) => decodeFile(t.file)));
-    const speeds: number[] = [];
-    for (let rep = 0; rep < 5; rep++) {
-      const t0 = performance.now();
-      let samples = 0;
-      for (const p of pcms) {
-        fingerprint(p, 'index');
-        samples += p.length;
-      }
-      speeds.push(samples / SAMPLE_RATE / ((performance.now() - t0) / 1000));
-    }
+    const speeds = extractionSpeeds(await Promise.all(catalog.slice(0, 6).map((t) => decodeFile(t.file))), 'index', 5);
 
     const byName = new Map(catalog.map((t) => [t.file, t] as const));
     const scoreAll = async (label: string): Promise<Scored[]> => {

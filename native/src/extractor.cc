@@ -1,5 +1,7 @@
 #include "extractor.h"
 
+#include "simd.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -12,17 +14,15 @@ namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// log2 from the float's exponent and a cubic fit of the mantissa: about 1e-3 absolute error,
-// far below the strength thresholds, and several times cheaper than std::log2.
-inline float fastLog2(float x) {
-  if (!(x > 1e-30f)) return -100.0f;
-  uint32_t bits;
-  std::memcpy(&bits, &x, 4);
-  float e = static_cast<float>(static_cast<int>((bits >> 23) & 0xff) - 127);
-  bits = (bits & 0x007fffff) | 0x3f800000;
-  float m;
-  std::memcpy(&m, &bits, 4);  // m in [1, 2)
-  return e + ((0.15824871f * m - 1.05187502f) * m + 3.04788335f) * m - 2.15428158f;
+// log2 of four powers at once, from the float's exponent and a cubic fit of the mantissa: about
+// 1e-3 absolute error, far below the strength thresholds, and several times cheaper than
+// std::log2. Powers near zero give -100.
+inline v4 fastLog2(v4 x) {
+  const v4u bits = reinterpret_cast<v4u>(x);
+  const v4 e = __builtin_convertvector(reinterpret_cast<v4i>((bits >> 23) & 0xff) - 127, v4);
+  const v4 m = reinterpret_cast<v4>((bits & 0x007fffff) | 0x3f800000);  // m in [1, 2)
+  const v4 l = e + ((0.15824871f * m - 1.05187502f) * m + 3.04788335f) * m - 2.15428158f;
+  return x > 1e-30f ? l : v4{-100.0f, -100.0f, -100.0f, -100.0f};
 }
 
 }  // namespace
@@ -41,11 +41,11 @@ Extractor::Extractor(const Config& cfg) : cfg_(cfg), fft_(cfg.fftSize) {
   window_.resize(cfg.fftSize);
   for (int i = 0; i < cfg.fftSize; i++)  // periodic Hann
     window_[i] = static_cast<float>(0.5 - 0.5 * std::cos(2.0 * M_PI * i / cfg.fftSize));
-  frameBuf_.resize(cfg.fftSize);
   prefix_.resize(cfg.fftSize / 2 + 2);
   width_ = cfg.binHi - cfg.binLo + 1 + 2 * cfg.freqRadius;
-  power_.resize(width_);
-  scratch_.resize(width_);
+  power_.resize((width_ + 3) & ~3);  // whole vectors of four
+  lp_.assign(static_cast<size_t>(width_ + 2), kNegInf);
+  m3_.assign(static_cast<size_t>(width_ + 2 * (cfg.freqRadius - 1)), kNegInf);
   ringLen_ = 2 * cfg.timeRadius + 1;
   rows_.assign(static_cast<size_t>(ringLen_ * width_), kNegInf);
   maxRows_.assign(static_cast<size_t>(ringLen_ * width_), kNegInf);
@@ -56,11 +56,20 @@ Extractor::Extractor(const Config& cfg) : cfg_(cfg), fft_(cfg.fftSize) {
 
 void Extractor::push(const float* samples, size_t n, Output& out) {
   if (ended_) throw std::logic_error("push after flush");
-  pending_.insert(pending_.end(), samples, samples + n);
   const size_t N = static_cast<size_t>(cfg_.fftSize), H = static_cast<size_t>(cfg_.hop);
-  while (pending_.size() - pendingStart_ >= N) {
-    processFrame(&pending_[pendingStart_]);
-    pendingStart_ += H;
+  // Frames that begin in the samples held back from earlier blocks are read from pending_, which
+  // needs at most N more samples for them; frames that begin in this block are read in place, so
+  // a long block is not copied.
+  const size_t held = pending_.size() - pendingStart_;
+  pending_.insert(pending_.end(), samples, samples + std::min(n, N));
+  size_t at = 0;  // next frame start, counted from the first held-back sample
+  for (; at < held && at + N <= held + n; at += H) processFrame(&pending_[pendingStart_ + at]);
+  for (; at + N <= held + n; at += H) processFrame(samples + (at - held));
+  if (at < held) {
+    pendingStart_ += at;  // the block was shorter than a frame: pending_ holds all of it
+  } else {
+    pending_.assign(samples + (at - held), samples + n);
+    pendingStart_ = 0;
   }
   if (pendingStart_ > 0 && pendingStart_ * 2 >= pending_.size()) {
     pending_.erase(pending_.begin(), pending_.begin() + static_cast<long>(pendingStart_));
@@ -82,30 +91,30 @@ void Extractor::flush(Output& out) {
 }
 
 void Extractor::processFrame(const float* frame) {
-  const int N = cfg_.fftSize;
-  for (int i = 0; i < N; i++) frameBuf_[i] = frame[i] * window_[i];
   const int base = cfg_.binLo - cfg_.freqRadius;
-  fft_.power(frameBuf_.data(), power_.data(), base, base + width_ - 1);
+  fft_.power(frame, window_.data(), power_.data(), base, base + width_ - 1);
 
   const int32_t t = frames_++;
   float* L = row(t);
   float* M = maxRow(t);
-  for (int i = 0; i < width_; i++) L[i] = fastLog2(power_[i]);
+  // The log row goes to the ring and, between -inf guards, to lp_; m3 (its maximum over +-1 bins)
+  // has freqRadius - 1 guards each side. The guards stand for bins outside the row, so the
+  // loops below need no clamping and vectorise.
+  const int R = cfg_.freqRadius, n = width_;
+  float* lp = lp_.data() + 1;
+  for (int i = 0; i < n; i += 4) store4(&power_[i], fastLog2(load4(&power_[i])));
+  std::memcpy(L, power_.data(), n * sizeof(float));
+  std::memcpy(lp, power_.data(), n * sizeof(float));
+  float* m3 = m3_.data() + (R - 1);
+  for (int i = 0; i < n; i++) m3[i] = std::max(lp[i - 1], std::max(lp[i], lp[i + 1]));
   // Separable maximum over +-freqRadius: the maximum over +-1 bins, then over offsets at most 3
   // apart up to freqRadius - 1, which together cover the neighbourhood exactly.
-  const int R = cfg_.freqRadius, last = width_ - 1;
-  float* m3 = scratch_.data();
-  for (int i = 0; i < width_; i++)
-    m3[i] = std::max(L[std::max(0, i - 1)], std::max(L[i], L[std::min(last, i + 1)]));
-  for (int i = 0; i < width_; i++) {
-    float m = m3[i];
-    for (int j = 3;; j += 3) {
-      const int off = std::min(j, R - 1);
-      if (off <= 0) break;
-      m = std::max(m, std::max(m3[std::max(0, i - off)], m3[std::min(last, i + off)]));
-      if (off == R - 1) break;
-    }
-    M[i] = m;
+  for (int i = 0; i < n; i++) M[i] = m3[i];
+  for (int j = 3;; j += 3) {
+    const int off = std::min(j, R - 1);
+    if (off <= 0) break;
+    for (int i = 0; i < n; i++) M[i] = std::max(M[i], std::max(m3[i - off], m3[i + off]));
+    if (off == R - 1) break;
   }
   const int32_t c = t - cfg_.timeRadius;
   if (c >= 0) detectCandidates(c);

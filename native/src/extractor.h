@@ -64,7 +64,8 @@ class Extractor {
 
   Config cfg_;
   RealFft fft_;
-  std::vector<float> window_, frameBuf_, power_, prefix_, scratch_;
+  std::vector<float> window_, power_, prefix_;
+  std::vector<float> lp_, m3_;  // a log row and its +-1 bin maximum, padded with -inf guards
   std::vector<float> pending_;  // samples not yet framed
   size_t pendingStart_ = 0;
   int width_;                   // bins stored per row: binLo - freqRadius .. binHi + freqRadius

@@ -11,8 +11,8 @@ namespace fp {
 class RealFft {
  public:
   explicit RealFft(int n);
-  // in: n real samples; out[k - lo] = |X[k]|^2 for k in [lo, hi].
-  void power(const float* in, float* out, int lo, int hi);
+  // in: n real samples, weighted by window; out[k - lo] = |X[k]|^2 for k in [lo, hi].
+  void power(const float* in, const float* window, float* out, int lo, int hi);
   int size() const { return n_; }
 
  private:
