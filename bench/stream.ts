@@ -8,7 +8,7 @@
 //     (provisional or final) and until the final one; wrong finals.
 //  2. Capacity: N listeners at once for N in --levels: result lag (from sending the chunk whose
 //     audio completed the decision to receiving the result), the server's event-loop delay, and
-//     its CPU and memory per session (ffmpeg children included).
+//     its CPU and memory per session (child processes included; live sessions start none).
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
