@@ -188,7 +188,7 @@ async function scaleUp(engine: Engine, catalog: CorpusTrack[], factor: number, c
   }
   const st = engine.stats();
   return [
-    `| at ${factor}x the catalog (${st.tracks} tracks, speed-shifted copies as distractors): clean query CPU median | ${median(cpu).toFixed(1)} ms (${(median(cpu) / baseCpu).toFixed(2)}x the ${baseCpu.toFixed(1)} ms of the same clips at 1x); clean queries right ${correct}/${clean.length} |`,
+    `| at ${factor}x the catalog (${st.tracks} tracks, speed-shifted copies as distractors): clean query CPU median | ${median(cpu).toFixed(1)} ms (${(median(cpu) / baseCpu).toFixed(2)}x the ${baseCpu.toFixed(1)} ms of the same clips at 1x); clean queries right ${correct}/${clean.length}; index ${(st.bytes / 2 ** 20).toFixed(1)} MB, ${st.postings} postings |`,
   ];
 }
 
