@@ -188,8 +188,7 @@ export function createApp(engine: Engine, config: Config, threads: MatchThreads,
       // Decoded (and for the exact lane matched) in a thread: the clip comes back decoded, its
       // matches later. The lanes run side by side from there, each within its own time; in mode
       // both, one lane failing or running late leaves the other's answer standing.
-      const clip = await threads.clip(await audio.arrayBuffer(), { label: audio.name || 'audio', maxResults: max_results, exact: mode !== 'vibe', keepPcm: mode !== 'exact' && !!engine.vibe });
-      const { matches, pcm } = clip;
+      const { matches, pcm } = await threads.clip(await audio.arrayBuffer(), { label: audio.name || 'audio', maxResults: max_results, exact: mode !== 'vibe', keepPcm: mode !== 'exact' && !!engine.vibe });
       const [exact, vibe] = await Promise.all([
         matches ? runLane('exact', async () => engine.resolve(await matches), LANE_TIMEOUT_MS.exact) : undefined,
         pcm ? runLane('vibe', () => engine.vibeSearch(pcm, max_results), LANE_TIMEOUT_MS.vibe) : undefined,
