@@ -12,7 +12,7 @@ const EnvSchema = z.object({
   AUDIO_IDENT_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   AUDIO_IDENT_INGEST_BATCH_POSTINGS: z.coerce.number().int().min(1).default(1_000_000),
   AUDIO_IDENT_MAX_SESSIONS: z.coerce.number().int().min(1).max(100000).default(200),
-  AUDIO_IDENT_LISTEN_THREADS: z.coerce.number().int().min(1).max(256).optional(),
+  AUDIO_IDENT_MATCH_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   AUDIO_IDENT_MAX_TRACK_UPLOAD_MB: z.coerce.number().int().min(1).max(4096).default(200),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
   FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
@@ -52,8 +52,8 @@ export interface Config {
   maxTrackUploadBytes: number;
   /** Concurrent live listening sessions; more are refused with 1013 (try again later). */
   maxSessions: number;
-  /** Worker threads that decode, fingerprint and match the live sessions. */
-  listenThreads: number;
+  /** Worker threads that decode, fingerprint and match live sessions and uploaded clips. */
+  matchThreads: number;
   /** Which model the vibe lane runs; 'off' disables it. */
   vibeModel: 'musicnn' | 'clap' | 'off';
   /** MusiCNN (MSD) Keras HDF5 weights; undefined: none found, the lane says so. */
@@ -88,7 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     port: overrides.port ?? e.PORT,
     maxTrackUploadBytes: overrides.maxTrackUploadBytes ?? e.AUDIO_IDENT_MAX_TRACK_UPLOAD_MB * 2 ** 20,
     maxSessions: overrides.maxSessions ?? e.AUDIO_IDENT_MAX_SESSIONS,
-    listenThreads: overrides.listenThreads ?? e.AUDIO_IDENT_LISTEN_THREADS ?? os.availableParallelism(),
+    matchThreads: overrides.matchThreads ?? e.AUDIO_IDENT_MATCH_THREADS ?? os.availableParallelism(),
     vibeModel: overrides.vibeModel ?? e.AUDIO_IDENT_VIBE_MODEL,
     musicnnH5:
       'musicnnH5' in overrides

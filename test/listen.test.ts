@@ -45,7 +45,7 @@ const webm = async (wav: string) => {
   if (!existsSync(out)) await run('ffmpeg', ['-v', 'error', '-y', '-i', wav, '-c:a', 'libopus', '-b:a', '32k', out]);
   return out;
 };
-// No connection open and no session left in any listening thread.
+// No connection open and no session left in any matching thread.
 const idle = (s: RunningServer) => ({ sessions: 0, threads: s.listen.stats().threads.map(() => 0) });
 const settled = async () => {
   const busy = () => server.listen.stats().sessions + server.listen.stats().threads.reduce((a, b) => a + b, 0);

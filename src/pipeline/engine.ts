@@ -17,30 +17,13 @@ import { log } from '../log.js';
 import { ownerGone, processOwner } from '../process.js';
 import { SAMPLE_RATE } from './decode.js';
 import { FingerprintIndex, type IndexStats } from './fingerprint-index.js';
-import { FingerprintStream, type Hashes } from './fingerprint.js';
-import { DEFAULT_MATCHER, VoteTable, type MatcherConfig, type Match } from './matcher.js';
+import { MAX_QUERY_SECONDS, matchClip } from './clip-match.js';
+import type { Hashes } from './fingerprint.js';
+import { DEFAULT_MATCHER, type MatcherConfig, type Match } from './matcher.js';
 import { RawStore } from './raw-store.js';
-import { changeSpeed } from './speed.js';
 import { DataStore } from './store.js';
 import { openVibeLane, type TrackEmbeddings, type VibeLane } from '../vibe/lane.js';
 import { openVectorStore, type VectorStore } from '../vibe/vector-store.js';
-
-export const MIN_QUERY_SECONDS = 3;
-export const MAX_QUERY_SECONDS = 30;
-/** Playback speeds a clip is tried at when it matches nothing at its own. */
-const RETRY_SPEEDS = [1.02, 0.98];
-/**
- * A retry gives up once it has looked up RETRY_CHECK_HASHES hashes (about a third of a 5 s clip)
- * with no candidate of RETRY_CHECK_ALIGNED distinct aligned hashes: most retries find nothing
- * (non-catalog clips, noisy ones), and this spares them most of the pass. On the accuracy
- * bench's speed-1.02 clips, every retry that answered had at least 29 at that point and every
- * other at most 11; in the white 0 dB and reverb conditions no retry answered, and none had more
- * than 13 even at mid-clip (see the README).
- */
-const RETRY_CHECK_HASHES = 500;
-const RETRY_CHECK_ALIGNED = 10;
-/** Samples a retry fingerprints and looks up at a time. */
-const RETRY_STEP = SAMPLE_RATE / 4;
 
 /** A decoded, fingerprinted file waiting to be committed. */
 export interface PreparedTrack {
@@ -195,7 +178,7 @@ export class Engine {
 
   /** Matches of a clip of 16 kHz mono PCM, best first: at least 3 s; only its first 30 s are used. */
   async identify(pcm: Float32Array, maxResults = 5): Promise<TrackMatch[]> {
-    return this.resolve(this.match(pcm, maxResults));
+    return this.resolve(matchClip(this.index, this.matcher, pcm, maxResults));
   }
 
   /**
@@ -210,7 +193,7 @@ export class Engine {
     const agree = new Map<number, number[]>();
     for (const start of starts) {
       const at = Math.round(start * SAMPLE_RATE);
-      for (const m of this.match(pcm.subarray(at, at + Math.round(len * SAMPLE_RATE)), 3)) {
+      for (const m of matchClip(this.index, this.matcher, pcm.subarray(at, at + Math.round(len * SAMPLE_RATE)), 3)) {
         if (Math.abs(m.offsetSeconds - start) <= 1) agree.set(m.fpId, [...(agree.get(m.fpId) ?? []), m.confidence]);
       }
     }
@@ -232,46 +215,6 @@ export class Engine {
 
   stats(): IndexStats {
     return this.index.stats();
-  }
-
-  private match(pcm: Float32Array, maxResults: number): Match[] {
-    const seconds = pcm.length / SAMPLE_RATE;
-    if (seconds < MIN_QUERY_SECONDS) {
-      throw new AppError('AUDIO_TOO_SHORT', `clip is ${seconds.toFixed(1)} s long; at least ${MIN_QUERY_SECONDS} s are needed`);
-    }
-    const clip = pcm.subarray(0, MAX_QUERY_SECONDS * SAMPLE_RATE);
-    let matches = this.matchAt(clip, maxResults);
-    // A recording played a little fast or slow (a DJ's pitch fader, a tape) moves every peak's
-    // bin and frame off the catalog's: when nothing matched, the clip is resampled back at a few
-    // speeds and tried again. The resampled clip runs at catalog speed, so its offsets need no
-    // correction; a clip that matches at 1.0 (the common case) costs nothing more.
-    const best = (ms: Match[]) => ms[0]?.alignedHashes ?? 0;
-    for (const speed of RETRY_SPEEDS) {
-      if (best(matches) >= this.matcher.retryBelow) break;
-      const retry = this.matchAt(changeSpeed(clip, 1 / speed), maxResults, true);
-      if (best(retry) > best(matches)) matches = retry;
-    }
-    return matches;
-  }
-
-  /** A retry (`mayGiveUp`) is fingerprinted and looked up in steps, so that it can stop early. */
-  private matchAt(clip: Float32Array, maxResults: number, mayGiveUp = false): Match[] {
-    const votes = new VoteTable(this.matcher);
-    const stream = new FingerprintStream('query');
-    const step = mayGiveUp ? RETRY_STEP : clip.length;
-    let looked = 0;
-    let checked = !mayGiveUp;
-    for (let at = 0; at < clip.length; at += step) {
-      const h = stream.push(clip.subarray(at, at + step));
-      votes.add(this.index.lookup(h));
-      looked += h.hashes.length;
-      if (!checked && looked >= RETRY_CHECK_HASHES) {
-        if (votes.best(1, RETRY_CHECK_ALIGNED).length === 0) return [];
-        checked = true;
-      }
-    }
-    votes.add(this.index.lookup(stream.end()));
-    return votes.best(maxResults);
   }
 
   /** Removes tracks' postings, vectors, raw files and rows, in that order. */

@@ -8,7 +8,7 @@ import { pool } from '../pool.js';
 import type { Track } from '../catalog/catalog.js';
 import { decodeFile, detectFileFormat, SAMPLE_RATE } from './decode.js';
 import type { Engine, PreparedTrack } from './engine.js';
-import { MIN_QUERY_SECONDS } from './engine.js';
+import { MIN_QUERY_SECONDS } from './clip-match.js';
 import { fingerprint } from './fingerprint.js';
 import { sha256File } from './raw-store.js';
 import { readTags } from './tags.js';

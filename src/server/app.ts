@@ -1,6 +1,6 @@
 // The HTTP API (Hono): catalog management, clip search, health, metrics and the OpenAPI document.
-// Handlers work through the Engine; errors of every kind leave through onError, which maps them
-// with the one table in errors.ts.
+// Handlers work through the Engine; a search's decoding and matching run in the matching threads.
+// Errors of every kind leave through onError, which maps them with the one table in errors.ts.
 import { spawn } from 'node:child_process';
 import { timingSafeEqual, randomUUID } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -11,9 +11,9 @@ import { bodyLimit } from 'hono/body-limit';
 import type { Config } from '../config.js';
 import { AppError, httpStatus, isErrorCode, toAppError } from '../errors.js';
 import { log } from '../log.js';
-import { decodeBuffer, SAMPLE_RATE } from '../pipeline/decode.js';
-import { MAX_QUERY_SECONDS, MIN_QUERY_SECONDS, type Engine } from '../pipeline/engine.js';
+import type { Engine } from '../pipeline/engine.js';
 import { ingestFiles, type IngestOutcome } from '../pipeline/ingest.js';
+import type { MatchThreads } from './match-threads.js';
 import { Metrics } from './metrics.js';
 import * as S from './schemas.js';
 import { serveWebClient } from './web.js';
@@ -34,7 +34,7 @@ const errors = {
 };
 const authErrors = { 401: json(S.ErrorBody, 'Missing or wrong API key') };
 
-export function createApp(engine: Engine, config: Config, metrics = new Metrics()): OpenAPIHono {
+export function createApp(engine: Engine, config: Config, threads: MatchThreads, metrics = new Metrics()): OpenAPIHono {
   const app = new OpenAPIHono({
     defaultHook: (result) => {
       if (!result.success) {
@@ -185,14 +185,13 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
       const { audio, mode, max_results } = c.req.valid('form');
       if (audio.size > SEARCH_MAX_BYTES) throw new AppError('FILE_TOO_LARGE', 'upload over 10 MB');
       if (mode === 'vibe' && !engine.vibe) throw new AppError('LANE_UNAVAILABLE', `the vibe lane is not available (${engine.vibeUnavailable}): use mode=exact`);
-      const pcm = await decodeBuffer(new Uint8Array(await audio.arrayBuffer()), audio.name || 'audio', { ffmpegPath: config.ffmpegPath, maxSeconds: MAX_QUERY_SECONDS });
-      const seconds = pcm.length / SAMPLE_RATE;
-      if (seconds < MIN_QUERY_SECONDS) throw new AppError('AUDIO_TOO_SHORT', `clip is ${seconds.toFixed(1)} s long; at least ${MIN_QUERY_SECONDS} s are needed`);
-      // The lanes run side by side, each within its own time; in mode both, one lane failing or
-      // running late leaves the other's answer standing.
+      // Decoded (and for the exact lane matched) in a thread: the clip comes back decoded, its
+      // matches later. The lanes run side by side from there, each within its own time; in mode
+      // both, one lane failing or running late leaves the other's answer standing.
+      const { matches, pcm } = await threads.clip(await audio.arrayBuffer(), { label: audio.name || 'audio', maxResults: max_results, exact: mode !== 'vibe', keepPcm: mode !== 'exact' && !!engine.vibe });
       const [exact, vibe] = await Promise.all([
-        mode === 'vibe' ? undefined : runLane('exact', () => engine.identify(pcm, max_results), LANE_TIMEOUT_MS.exact),
-        mode === 'exact' || !engine.vibe ? undefined : runLane('vibe', () => engine.vibeSearch(pcm, max_results), LANE_TIMEOUT_MS.vibe),
+        matches ? runLane('exact', async () => engine.resolve(await matches), LANE_TIMEOUT_MS.exact) : undefined,
+        pcm ? runLane('vibe', () => engine.vibeSearch(pcm, max_results), LANE_TIMEOUT_MS.vibe) : undefined,
       ]);
       if (mode !== 'both') {
         const only = (exact ?? vibe)!;

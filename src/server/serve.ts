@@ -1,6 +1,6 @@
 // Runs the HTTP server (REST API and live listening) until SIGTERM or SIGINT, then stops
 // accepting, closes listening sessions (1001), lets requests in flight finish, and closes the
-// stores.
+// matching threads and the stores.
 import type { AddressInfo } from 'node:net';
 import { serve as listen, type ServerType } from '@hono/node-server';
 import type { Config } from '../config.js';
@@ -12,6 +12,7 @@ import { DEFAULT_MATCHER } from '../pipeline/matcher.js';
 import { DEFAULT_LIMITS, type ListenLimits } from '../stream/session.js';
 import { ListenService } from '../stream/transport.js';
 import { createApp } from './app.js';
+import { MatchThreads } from './match-threads.js';
 import { Metrics } from './metrics.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -20,6 +21,7 @@ export interface RunningServer {
   url: string;
   engine: Engine;
   listen: ListenService;
+  threads: MatchThreads;
   close(): Promise<void>;
 }
 
@@ -30,14 +32,16 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
     host = '127.0.0.1';
   }
   const engine = await Engine.open(config, DEFAULT_MATCHER, { vibe: true });
+  const threads = new MatchThreads({ dataDir: config.dataDir, matcher: engine.matcher, ffmpegPath: config.ffmpegPath }, config.matchThreads);
   const metrics = new Metrics();
-  const app = createApp(engine, config, metrics);
+  const app = createApp(engine, config, threads, metrics);
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = listen({ fetch: app.fetch, hostname: host, port: config.port }, () => resolve(s));
     s.once('error', reject);
   });
-  const listenService = new ListenService(engine, server as Server, { ...DEFAULT_LIMITS, maxSessions: config.maxSessions, ...limits });
+  const listenService = new ListenService(engine, server as Server, threads, { ...DEFAULT_LIMITS, maxSessions: config.maxSessions, ...limits });
   metrics.gauge('audio_ident_listen_sessions', 'Open live listening connections', () => listenService.stats().sessions);
+  metrics.gauge('audio_ident_search_clips_in_threads', 'Search clips being decoded or matched in the matching threads', () => threads.stats().clips.reduce((n, c) => n + c, 0));
   const loop = watchEventLoop(metrics);
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -47,6 +51,7 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
     url,
     engine,
     listen: listenService,
+    threads,
     close: () =>
       (closing ??= (async () => {
         loop.stop();
@@ -56,6 +61,7 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
           // Idle keep-alive connections would hold close() open; busy ones finish first.
           (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
         });
+        await threads.close();
         await engine.close();
       })()),
   };

@@ -4,8 +4,8 @@
 //                threshold of aligned hashes;
 //   final:       the lead reaches the calibrated threshold and holds at the same place in the
 //                same track over two evaluations.
-// Decisions name catalog tracks by fingerprint number only: it runs in a listening thread
-// (listen-worker.ts), beside the index and away from the catalog, and its owner attaches the rows.
+// Decisions name catalog tracks by fingerprint number only: it runs in a matching thread
+// (server/match-worker.ts), beside the index and away from the catalog, and its owner attaches the rows.
 import { AppError } from '../errors.js';
 import { SAMPLE_RATE } from '../pipeline/decode.js';
 import { FRAME_SECONDS, FingerprintStream, type Hashes } from '../pipeline/fingerprint.js';

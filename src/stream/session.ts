@@ -1,5 +1,5 @@
 // One listening session: audio in (already demultiplexed from the socket), results out. Its
-// exact lane runs in a listening thread (live-match.ts decides there when to speak); here the
+// exact lane runs in a matching thread (live-match.ts decides there when to speak); here the
 // session keeps its limits, attaches catalog rows to the thread's decisions and sends them. In
 // modes vibe and both, vibe-windows.ts answers which catalog tracks sound alike from the decoded
 // audio the thread hands back, beside and never in the way of the exact lane.
@@ -9,7 +9,7 @@ import type { Track } from '../catalog/catalog.js';
 import type { Engine } from '../pipeline/engine.js';
 import { FRAME_SECONDS } from '../pipeline/fingerprint.js';
 import { exactMatch, vibeMatch } from '../server/schemas.js';
-import type { ListenThreads, LiveMatchHandle } from './listen-threads.js';
+import type { LiveMatchHandle, MatchThreads } from '../server/match-threads.js';
 import type { LiveDecision, LiveStep } from './live-match.js';
 import type { LiveMatch, ServerMessage, Start } from './protocol.js';
 import { VibeWindows } from './vibe-windows.js';
@@ -59,7 +59,7 @@ export class ListenSession {
     readonly id: string,
     private readonly start: Start,
     private readonly engine: Engine,
-    threads: ListenThreads,
+    threads: MatchThreads,
     private readonly limits: ListenLimits,
     private readonly sink: SessionSink,
   ) {

@@ -8,7 +8,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { AppError, wsCloseCode } from '../errors.js';
 import { log } from '../log.js';
 import type { Engine } from '../pipeline/engine.js';
-import { ListenThreads } from './listen-threads.js';
+import type { MatchThreads } from '../server/match-threads.js';
 import { StartMessage, StopMessage, type ServerMessage } from './protocol.js';
 import { DEFAULT_LIMITS, ListenSession, type ListenLimits } from './session.js';
 
@@ -25,15 +25,15 @@ export class ListenService {
   private readonly wss: WebSocketServer;
   private readonly connections = new Set<Connection>();
   private readonly heartbeat: NodeJS.Timeout;
-  private readonly threads: ListenThreads;
   private closing = false;
 
   constructor(
     private readonly engine: Engine,
     server: Server,
+    /** Shared with clip search; its owner closes it. */
+    private readonly threads: MatchThreads,
     private readonly limits: ListenLimits = DEFAULT_LIMITS,
   ) {
-    this.threads = new ListenThreads({ dataDir: engine.config.dataDir, matcher: engine.matcher }, engine.config.listenThreads);
     // Chunks up to a few times the limit reach the session, which refuses them with a reason;
     // beyond that ws itself closes with 1009.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: limits.maxChunkBytes * 4 });
@@ -58,9 +58,9 @@ export class ListenService {
     this.heartbeat.unref();
   }
 
-  /** Open connections, and the sessions of each listening thread. */
+  /** Open connections, and the sessions of each matching thread. */
   stats(): { sessions: number; threads: number[] } {
-    return { sessions: this.connections.size, threads: this.threads.stats() };
+    return { sessions: this.connections.size, threads: this.threads.stats().sessions };
   }
 
   /** Closes every session (1001) and waits until their connections are gone. */
@@ -76,7 +76,6 @@ export class ListenService {
     });
     await Promise.all(gone);
     this.wss.close();
-    await this.threads.close();
   }
 
   private accept(ws: WebSocket): void {

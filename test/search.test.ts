@@ -1,0 +1,104 @@
+// Clip search in the matching threads, through real HTTP: uploads decoded (in process and by
+// ffmpeg) and matched in worker threads, many at once, one thread killed mid-search.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { after, before, test } from 'node:test';
+import { ingestFiles } from '../src/pipeline/ingest.js';
+import { startServer, type RunningServer } from '../src/server/serve.js';
+import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack } from './corpus.js';
+import { smallCorpusSplit, tempDataDir } from './fixtures.js';
+
+let server: RunningServer;
+let catalog: CorpusTrack[];
+let outside: CorpusTrack[];
+
+before(async () => {
+  ({ catalog, outside } = await smallCorpusSplit());
+  server = await startServer(await tempDataDir('server', { port: 0, matchThreads: 2 }));
+  const s = await ingestFiles(server.engine, catalog.slice(0, 4).map((t) => t.file));
+  assert.equal(s.created, 4);
+});
+after(async () => {
+  await server?.close();
+});
+
+const clip = (t: CorpusTrack, start: number, seconds: number, cond: string) => {
+  const c = CONDITIONS.find((x) => x.name === cond)!;
+  return makeClip(t.file, path.join(CACHE_DIR, 'test-clips', `${t.name}-${start}-${seconds}-${c.name.replace(/\W+/g, '_')}.${c.ext}`), start, seconds, c);
+};
+
+interface Answer {
+  status: number;
+  code?: string;
+  message?: string;
+  matches: { file: string; offset: number; aligned: number; confidence: number }[];
+}
+async function search(data: Uint8Array, name: string): Promise<Answer> {
+  const form = new FormData();
+  form.append('audio', new Blob([new Uint8Array(data)]), name);
+  form.append('mode', 'exact');
+  const res = await fetch(`${server.url}/api/v1/search`, { method: 'POST', body: form });
+  const body = (await res.json()) as {
+    error?: { code: string; message: string };
+    exact_matches?: { track: { file_name: string }; offset_seconds: number; aligned_hashes: number; confidence: number }[];
+  };
+  return {
+    status: res.status,
+    ...(body.error ? { code: body.error.code, message: body.error.message } : {}),
+    matches: (body.exact_matches ?? []).map((m) => ({ file: m.track.file_name, offset: m.offset_seconds, aligned: m.aligned_hashes, confidence: m.confidence })),
+  };
+}
+const idle = async () => {
+  const busy = () => server.threads.stats().clips.reduce((a, b) => a + b, 0);
+  for (let i = 0; i < 40 && busy(); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(server.threads.stats(), { sessions: [0, 0], clips: [0, 0] });
+};
+
+test('clips searched many at once get the answers they get one at a time, and the threads end with none left', async () => {
+  const queries: { name: string; data: Uint8Array; truth?: string }[] = [];
+  for (const t of catalog.slice(0, 4)) {
+    for (const [start, seconds, cond] of [[20, 5, 'Opus 32k WebM'], [40, 10, 'clean'], [30, 8, 'speed 1.02']] as const) {
+      const file = await clip(t, start, seconds, cond);
+      queries.push({ name: path.basename(file), data: await readFile(file), truth: t.name });
+    }
+  }
+  const none = await clip(outside[0]!, 20, 6, 'Opus 32k WebM');
+  queries.push({ name: 'outside.webm', data: await readFile(none) });
+  queries.push({ name: 'short.wav', data: await readFile(await clip(catalog[0]!, 30, 2, 'clean')) });
+  queries.push({ name: 'text.webm', data: Buffer.from('not audio at all '.repeat(40)) });
+
+  const alone: Answer[] = [];
+  for (const q of queries) alone.push(await search(q.data, q.name));
+  for (const [i, q] of queries.entries()) {
+    if (q.truth) assert.equal(alone[i]!.matches[0]?.file, q.truth, q.name);
+  }
+  assert.deepEqual(alone.slice(-3).map((a) => [a.status, a.code, a.matches.length]), [[200, undefined, 0], [422, 'AUDIO_TOO_SHORT', 0], [415, 'UNSUPPORTED_FORMAT', 0]]);
+
+  for (let round = 0; round < 2; round++) {
+    const together = await Promise.all(queries.map((q) => search(q.data, q.name)));
+    assert.deepEqual(together, alone);
+  }
+  await idle();
+});
+
+test('a matching thread that dies fails only its own searches (500 INTERNAL), is replaced, and later searches are answered', async () => {
+  const t = catalog[2]!;
+  const data = await readFile(await clip(t, 10, 25, 'clean')); // WAV: decoded by an ffmpeg child of the thread
+  const inFlight = Array.from({ length: 8 }, () => search(data, 'clip.wav'));
+  for (let i = 0; i < 400 && server.threads.stats().clips[0]! < 2; i++) await new Promise((r) => setImmediate(r));
+  assert.ok(server.threads.stats().clips[0]! >= 2, 'two clips in flight on the first thread');
+  // The thread is ended from outside, as a crash of its own would end it.
+  await (server.threads as unknown as { threads: { worker: Worker }[] }).threads[0]!.worker.terminate();
+  const answers = await Promise.all(inFlight);
+  const failed = answers.filter((a) => a.status !== 200);
+  assert.ok(failed.length >= 2 && failed.length < answers.length, `${failed.length} of ${answers.length} failed`);
+  for (const a of failed) assert.deepEqual([a.status, a.code, a.message], [500, 'INTERNAL', 'the matching thread of this search failed']);
+  for (const a of answers.filter((x) => x.status === 200)) assert.equal(a.matches[0]?.file, t.name);
+  await idle();
+
+  const later = await Promise.all(Array.from({ length: 4 }, () => search(data, 'clip.wav')));
+  for (const a of later) assert.deepEqual([a.status, a.matches[0]?.file], [200, t.name]);
+  await idle();
+});
