@@ -7,7 +7,7 @@ import { open } from 'lmdb';
 import { isAppError } from '../src/errors.js';
 import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
 import { FingerprintIndex, type QueryPostings } from '../src/pipeline/fingerprint-index.js';
-import { fingerprint, type Hashes } from '../src/pipeline/fingerprint.js';
+import { fingerprint, type Fingerprint } from '../src/pipeline/fingerprint.js';
 import { DataStore } from '../src/pipeline/store.js';
 import { fetchCorpus } from './corpus.js';
 
@@ -31,7 +31,7 @@ function postingSet(p: QueryPostings): string[] {
 
 test('an index written in many commits (merged generations) answers as one written at once, before and after a deletion', async () => {
   const corpus = (await fetchCorpus('small')).sort((a, b) => a.name.localeCompare(b.name)).slice(0, 6);
-  const tracks: { track: number; fp: Hashes }[] = [];
+  const tracks: { track: number; fp: Fingerprint }[] = [];
   for (const [i, t] of corpus.entries()) tracks.push({ track: i + 1, fp: fingerprint((await decodeFile(t.file)).subarray(0, 60 * SAMPLE_RATE), 'index') });
   const query = fingerprint((await decodeFile(corpus[2]!.file)).subarray(20 * SAMPLE_RATE, 30 * SAMPLE_RATE), 'query');
 
@@ -41,6 +41,7 @@ test('an index written in many commits (merged generations) answers as one writt
   const b = new FingerprintIndex(many);
   once.transaction(() => a.add(tracks));
   for (const t of tracks) many.transaction(() => b.add([t]));
+  assert.deepEqual(Array.from(b.sketch(2)!), Array.from(tracks[1]!.fp.sketches[0]!, (w) => w & 0xffff));
   const before = postingSet(a.lookup(query));
   assert.ok(before.length > 100, `postings found: ${before.length}`);
   assert.deepEqual(postingSet(b.lookup(query)), before);
@@ -51,6 +52,7 @@ test('an index written in many commits (merged generations) answers as one writt
   assert.ok(afterRemove.every((p) => !p.startsWith('3:')) && afterRemove.length < before.length);
   assert.deepEqual(postingSet(b.lookup(query)), afterRemove);
   assert.deepEqual(b.trackNumbers().sort(), [1, 2, 4, 5, 6]);
+  assert.equal(b.sketch(3), undefined, 'a deleted track keeps no sketch');
 
   // A later commit after the deletion still lands beside the merged generations.
   many.transaction(() => b.add([tracks[2]!]));

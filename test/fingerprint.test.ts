@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
-import { concatHashes, fingerprint, FingerprintStream, PROFILES, type Hashes } from '../src/pipeline/fingerprint.js';
+import { concatHashes, fingerprint, FingerprintStream, PROFILES, type Fingerprint, type Hashes } from '../src/pipeline/fingerprint.js';
 import { fetchCorpus, rng } from './corpus.js';
 
 const track = async () => {
@@ -24,7 +24,7 @@ test('a stream pushed in pieces of any size gives exactly the hashes of the whol
     const whole = fingerprint(pcm, profile);
     const r = rng(seed);
     const s = new FingerprintStream(profile);
-    const parts = [];
+    const parts: Fingerprint[] = [];
     for (let at = 0; at < pcm.length; ) {
       const n = seed >= 3 ? 1 + Math.floor(r() * 7) : 1 + Math.floor(r() * 20000);
       parts.push(s.push(pcm.subarray(at, at + n)));
@@ -33,8 +33,12 @@ test('a stream pushed in pieces of any size gives exactly the hashes of the whol
     parts.push(s.end());
     // Each pair is emitted as soon as it is decided, so only the set of (time, hash) pairs is fixed.
     assert.deepEqual(pairs(concatHashes(parts)), pairs(whole));
+    // Sketch words come one per frame, in order, whatever the pieces.
+    whole.sketches.forEach((w, k) => assert.deepEqual(words(parts, k), Array.from(w)));
   }
 });
+
+const words = (parts: Fingerprint[], phase: number) => parts.flatMap((p) => Array.from(p.sketches[phase]!));
 
 const pairs = (h: Hashes) => Array.from(h.hashes, (x, i) => h.times[i]! * 2 ** 22 + x).sort((a, b) => a - b);
 
@@ -46,7 +50,34 @@ test('a signal delayed by whole hops gives the same hashes, shifted by that many
     delayed.set(pcm, hops * PROFILES.query.hop);
     const d = fingerprint(delayed, 'query');
     assert.deepEqual(pairs(d), pairs({ hashes: whole.hashes, times: Uint32Array.from(whole.times, (t) => t + hops) }));
+    // The sketch is shifted too: the frames before the signal are silent and their words empty.
+    // (The second phase skips the signal's first samples undelayed but silence delayed, so its
+    // first frames differ; verification never compares a stream's first words.)
+    assert.deepEqual(Array.from(d.sketches[0]!.subarray(hops)), Array.from(whole.sketches[0]!));
+    assert.ok(d.sketches[0]!.subarray(0, hops).every((x) => x === 0));
+    assert.deepEqual(Array.from(d.sketches[1]!.subarray(hops + 4)), Array.from(whole.sketches[1]!.subarray(4)));
   }
+});
+
+test('a sketch has a word per frame, its bits set about half the time, its strongest marked', async () => {
+  const pcm = await track();
+  const fp = fingerprint(pcm, 'index');
+  assert.equal(fp.sketches.length, 1);
+  // Frames that lie wholly inside the signal: the first ends one hop into it.
+  assert.equal(fp.sketches[0]!.length, Math.floor(pcm.length / PROFILES.index.hop));
+  const { sketchBands: bands, sketchStrong: strong } = PROFILES.index;
+  const count = (x: number) => Array.from({ length: 16 }, (_, b) => (x >>> b) & 1).reduce((a, v) => a + v, 0);
+  let ones = 0;
+  let marked = 0;
+  for (const w of fp.sketches[0]!) {
+    assert.equal((w & 0xffff) >>> bands, 0);
+    ones += count(w & 0xffff);
+    if (count(w >>> 16) === strong) marked++;
+  }
+  const share = ones / (fp.sketches[0]!.length * bands);
+  assert.ok(share > 0.4 && share < 0.6, `share of bits set: ${share}`);
+  assert.ok(marked > 0.99 * fp.sketches[0]!.length, `frames with exactly ${strong} strong bits: ${marked}`);
+  assert.equal(fingerprint(new Float32Array(10 * SAMPLE_RATE), 'index').sketches[0]!.some((x) => x !== 0), false);
 });
 
 test('silence gives no hashes', () => {
@@ -57,5 +88,8 @@ test('a bad configuration is refused', () => {
   assert.throws(() => new FingerprintStream({ ...PROFILES.index, fftSize: 500 }), /fingerprint config/);
   assert.throws(() => new FingerprintStream({ ...PROFILES.index, dtMax: 500 }), /fingerprint config/);
   assert.throws(() => new FingerprintStream({ ...PROFILES.index, phases: 0 }), /fingerprint config/);
+  assert.throws(() => new FingerprintStream({ ...PROFILES.index, sketchBands: 17 }), /fingerprint config/);
+  assert.throws(() => new FingerprintStream({ ...PROFILES.index, sketchStrong: 0 }), /fingerprint config/);
+  assert.throws(() => new FingerprintStream({ ...PROFILES.index, sketchHiBin: 900 }), /fingerprint config/);
   assert.throws(() => new FingerprintStream('index').push(new Float64Array(4) as unknown as Float32Array), /Float32Array/);
 });

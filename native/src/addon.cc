@@ -35,6 +35,10 @@ fp::Config readConfig(const Napi::Object& o) {
   c.dtMax = intField(o, "dtMax", c.dtMax);
   c.dfMax = intField(o, "dfMax", c.dfMax);
   c.fanout = intField(o, "fanout", c.fanout);
+  c.sketchBands = intField(o, "sketchBands", c.sketchBands);
+  c.sketchStrong = intField(o, "sketchStrong", c.sketchStrong);
+  c.sketchLoBin = intField(o, "sketchLoBin", c.sketchLoBin);
+  c.sketchHiBin = intField(o, "sketchHiBin", c.sketchHiBin);
   return c;
 }
 
@@ -49,6 +53,9 @@ Napi::Object toJs(Napi::Env env, const fp::Output& out) {
   Napi::Object r = Napi::Object::New(env);
   r.Set("hashes", hashes);
   r.Set("times", times);
+  Napi::Uint32Array sketch = Napi::Uint32Array::New(env, out.sketch.size());
+  if (!out.sketch.empty()) std::memcpy(sketch.Data(), out.sketch.data(), out.sketch.size() * 4);
+  r.Set("sketch", sketch);
   return r;
 }
 

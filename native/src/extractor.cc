@@ -27,7 +27,10 @@ inline v4 fastLog2(v4 x) {
 
 }  // namespace
 
-Extractor::Extractor(const Config& cfg) : cfg_(cfg), fft_(cfg.fftSize) {
+Extractor::Extractor(const Config& cfg)
+    : cfg_(cfg),
+      fft_(cfg.fftSize),
+      sketch_(cfg.sketchBands, cfg.sketchStrong, cfg.sketchLoBin, cfg.sketchHiBin, cfg.binLo - cfg.freqRadius, cfg.binHi + cfg.freqRadius) {
   if (cfg.hop <= 0 || cfg.hop > cfg.fftSize) throw std::invalid_argument("hop must be in 1..fftSize");
   if (cfg.binLo - cfg.freqRadius < 0 || cfg.binHi + cfg.freqRadius > cfg.fftSize / 2)
     throw std::invalid_argument("peak band and its neighbourhood must lie inside the spectrum");
@@ -93,6 +96,7 @@ void Extractor::flush(Output& out) {
 void Extractor::processFrame(const float* frame) {
   const int base = cfg_.binLo - cfg_.freqRadius;
   fft_.power(frame, window_.data(), power_.data(), base, base + width_ - 1);
+  sketchOut_.push_back(sketch_.next(power_.data()));
 
   const int32_t t = frames_++;
   float* L = row(t);
@@ -184,6 +188,8 @@ void Extractor::emitHashes(int32_t finalBefore, bool ended, Output& out) {
   // pairs with the targets known so far and waits only for the ones still to come; an anchor
   // with few targets no longer holds back the anchors after it. (The set of hashes does not
   // depend on how the input is split; their order may.)
+  out.sketch.insert(out.sketch.end(), sketchOut_.begin(), sketchOut_.end());
+  sketchOut_.clear();
   const uint64_t base = peaksPopped_;
   for (size_t i = 0; i < peaks_.size(); i++) {
     Peak& a = peaks_[i];

@@ -2,7 +2,8 @@
 //
 // Stages, each fed by the one before as soon as its lookahead is satisfied:
 //   framing + STFT -> log spectrum rows -> 2-D local maxima ("candidates")
-//   -> density control by rank in a sliding time window ("peaks") -> peak pairs ("hashes").
+//   -> density control by rank in a sliding time window ("peaks") -> peak pairs ("hashes");
+//   and from each spectrum row, a sketch word (sketch.h) that verifies candidate matches.
 // Every decision depends only on a fixed number of frames around it, so the output does not
 // depend on how the input is split into blocks, and a whole-hop delay only shifts the times.
 #pragma once
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "fft.h"
+#include "sketch.h"
 
 namespace fp {
 
@@ -31,11 +33,16 @@ struct Config {
   int dtMax = 24;         // pair zone: 1..dtMax frames ahead ...
   int dfMax = 63;         // ... and within +-dfMax bins
   int fanout = 5;         // pairs per anchor: the earliest targets in its zone
+  int sketchBands = 16;   // sketch: bits per frame (at most 16) ...
+  int sketchStrong = 10;  // ... of which this many are marked strong ...
+  int sketchLoBin = 26;   // ... from bands between this bin (203 Hz) ...
+  int sketchHiBin = 512;  // ... and this one (4 kHz)
 };
 
 struct Output {
   std::vector<uint32_t> hashes;
-  std::vector<uint32_t> times;  // frame index of the anchor peak
+  std::vector<uint32_t> times;   // frame index of the anchor peak
+  std::vector<uint32_t> sketch;  // one word per frame analysed, in frame order
 };
 
 class Extractor {
@@ -64,6 +71,8 @@ class Extractor {
 
   Config cfg_;
   RealFft fft_;
+  Sketcher sketch_;
+  std::vector<uint32_t> sketchOut_;  // words of frames analysed since the last emit
   std::vector<float> window_, power_, prefix_;
   std::vector<float> lp_, m3_;  // a log row and its +-1 bin maximum, padded with -inf guards
   std::vector<float> pending_;  // samples not yet framed

@@ -5,8 +5,9 @@ import { AppError } from '../errors.js';
 import { SAMPLE_RATE } from './decode.js';
 import type { FingerprintIndex } from './fingerprint-index.js';
 import { FingerprintStream } from './fingerprint.js';
-import { VoteTable, type Match, type MatcherConfig } from './matcher.js';
+import { VoteTable, type Acceptance, type Match, type MatcherConfig } from './matcher.js';
 import { changeSpeed } from './speed.js';
+import { QuerySketch, verify } from './verify.js';
 
 export const MIN_QUERY_SECONDS = 3;
 export const MAX_QUERY_SECONDS = 30;
@@ -42,25 +43,29 @@ export function matchClip(index: FingerprintIndex, matcher: MatcherConfig, pcm: 
   // bin and frame off the catalog's: when nothing matched, the clip is resampled back at a few
   // speeds and tried again. The resampled clip runs at catalog speed, so its offsets need no
   // correction; a clip that matches at 1.0 (the common case) costs nothing more.
-  const best = (ms: Match[]) => ms[0]?.alignedHashes ?? 0;
   for (const speed of RETRY_SPEEDS) {
-    if (best(matches) >= matcher.retryBelow) break;
+    if (accepts(matcher.retryUnless, matches[0])) break;
     const retry = matchAt(index, matcher, changeSpeed(clip, 1 / speed), maxResults, true);
-    if (best(retry) > best(matches)) matches = retry;
+    if (better(retry[0], matches[0])) matches = retry;
   }
   return matches;
 }
+
+const accepts = (acc: Acceptance, m: Match | undefined) => !!m && m.alignedHashes >= acc.minAligned && m.bitErrorRate <= acc.maxBitErrorRate;
+const better = (a: Match | undefined, b: Match | undefined) => !!a && (!b || a.bitErrorRate < b.bitErrorRate);
 
 /** A retry (`mayGiveUp`) is fingerprinted and looked up in steps, so that it can stop early. */
 function matchAt(index: FingerprintIndex, matcher: MatcherConfig, clip: Float32Array, maxResults: number, mayGiveUp = false): Match[] {
   const votes = new VoteTable(matcher);
   const stream = new FingerprintStream('query');
+  const sketch = new QuerySketch(stream.phaseCount);
   const step = mayGiveUp ? RETRY_STEP : clip.length;
   let looked = 0;
   let checked = !mayGiveUp;
   for (let at = 0; at < clip.length; at += step) {
     const h = stream.push(clip.subarray(at, at + step));
     votes.add(index.lookup(h));
+    sketch.append(h.sketches);
     looked += h.hashes.length;
     if (!checked && looked >= RETRY_CHECK_HASHES) {
       if (votes.best(1, RETRY_CHECK_ALIGNED).length === 0) return [];
@@ -68,5 +73,5 @@ function matchAt(index: FingerprintIndex, matcher: MatcherConfig, clip: Float32A
     }
   }
   votes.add(index.lookup(stream.end()));
-  return votes.best(maxResults);
+  return verify(votes.best(maxResults), sketch, index, matcher);
 }

@@ -18,7 +18,7 @@ import { ownerGone, processOwner } from '../process.js';
 import { SAMPLE_RATE } from './decode.js';
 import { FingerprintIndex, type IndexStats } from './fingerprint-index.js';
 import { MAX_QUERY_SECONDS, matchClip } from './clip-match.js';
-import type { Hashes } from './fingerprint.js';
+import type { Fingerprint } from './fingerprint.js';
 import { DEFAULT_MATCHER, type MatcherConfig, type Match } from './matcher.js';
 import { RawStore } from './raw-store.js';
 import { DataStore } from './store.js';
@@ -28,7 +28,7 @@ import { openVectorStore, type VectorStore } from '../vibe/vector-store.js';
 /** A decoded, fingerprinted file waiting to be committed. */
 export interface PreparedTrack {
   meta: NewTrack;
-  fp: Hashes;
+  fp: Fingerprint;
   staged: string;
   /** The track's embeddings, when the vibe lane is on. */
   vibe?: TrackEmbeddings;

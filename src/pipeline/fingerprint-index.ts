@@ -13,17 +13,18 @@
 // at least half the size of the one before, the two become one (appended, the old entries freed
 // for later commits to reuse). Their count stays logarithmic in the index size, and a batch
 // ingest ends with one or two. A bucket grown too common keeps a marker instead (see COMMON).
-// Each track also keeps the list of buckets it touched, so that deleting it rewrites only those.
+// Each track also keeps the list of buckets it touched, so that deleting it rewrites only those,
+// and its sketch (the sign bits of each frame's word, native/src/sketch.h), which verifies candidates.
 import type { Database } from 'lmdb';
 import { AppError } from '../errors.js';
-import { FINGERPRINT_VERSION, type Hashes } from './fingerprint.js';
+import { FINGERPRINT_VERSION, type Fingerprint, type Hashes } from './fingerprint.js';
 import type { DataStore } from './store.js';
 
 const HASH_BITS = 22;
 const KEY_LOW_BITS = 3;
 const BUCKETS = 2 ** (HASH_BITS - KEY_LOW_BITS);
 /** Layout of the index entries: part of the version that an index is checked against on open. */
-const LAYOUT = 'gen1';
+const LAYOUT = 'gen1+sketch16';
 const TIME_BITS = 32 - KEY_LOW_BITS;
 const TIME_MASK = 2 ** TIME_BITS - 1;
 const POSTING_BYTES = 8;
@@ -69,6 +70,7 @@ interface Generation {
 export class FingerprintIndex {
   private readonly postings: Database<Buffer, number>;
   private readonly trackKeys: Database<Buffer, number>;
+  private readonly sketches: Database<Buffer, number>;
   private readonly meta: Database<unknown, string>;
 
   constructor(private readonly store: DataStore) {
@@ -76,6 +78,7 @@ export class FingerprintIndex {
     // Keys are generation * BUCKETS + bucket, beyond 32 bits: the default (ordered) number keys.
     this.postings = env.openDB<Buffer, number>({ name: 'postings', encoding: 'binary' });
     this.trackKeys = env.openDB<Buffer, number>({ name: 'track_keys', keyEncoding: 'uint32', encoding: 'binary' });
+    this.sketches = env.openDB<Buffer, number>({ name: 'sketches', keyEncoding: 'uint32', encoding: 'binary' });
     this.meta = env.openDB<unknown, string>({ name: 'index_meta', encoding: 'msgpack' });
     const expected = `${FINGERPRINT_VERSION}|${LAYOUT}`;
     const version = this.meta.get('version');
@@ -90,7 +93,7 @@ export class FingerprintIndex {
    * Adds the postings of several tracks as a new generation. Call inside DataStore.transaction
    * together with the catalog writes that make the tracks visible.
    */
-  add(tracks: { track: number; fp: Hashes }[]): void {
+  add(tracks: { track: number; fp: Fingerprint }[]): void {
     let n = 0;
     for (const t of tracks) n += t.fp.hashes.length;
     if (n === 0) return;
@@ -112,6 +115,7 @@ export class FingerprintIndex {
         word1[i] = (((h & ((1 << KEY_LOW_BITS) - 1)) << TIME_BITS) | t) >>> 0;
       }
       this.trackKeys.put(track, encodeKeyList([...keys].sort((a, b) => a - b)));
+      this.sketches.put(track, Buffer.from(Uint16Array.from(fp.sketches[0]!, (w) => w & 0xffff).buffer));
     }
     order.sort();
     const gens = this.generations();
@@ -173,9 +177,20 @@ export class FingerprintIndex {
       }
     }
     this.trackKeys.remove(track);
+    this.sketches.remove(track);
     // An emptied generation has no entries left: lookups need not visit it.
     this.meta.putSync('generations', gens.filter((g) => g.postings > 0));
     this.bumpCounts(-1, -removed);
+  }
+
+  /** A track's sketch words, one per frame of the track, or undefined for a track not indexed. */
+  sketch(track: number): Uint16Array | undefined {
+    const b = this.sketches.getBinary(track);
+    if (!b) return undefined;
+    // Copied: LMDB's bytes need not be aligned for a 16-bit view.
+    const words = new Uint16Array(b.length / 2);
+    new Uint8Array(words.buffer).set(b);
+    return words;
   }
 
   /** Numbers of the tracks that have postings. */

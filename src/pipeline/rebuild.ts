@@ -7,7 +7,7 @@ import { migrate } from '../catalog/migrations.js';
 import type { Config } from '../config.js';
 import { decodeFile, SAMPLE_RATE } from './decode.js';
 import { FingerprintIndex } from './fingerprint-index.js';
-import { fingerprint, type Hashes } from './fingerprint.js';
+import { fingerprint, type Fingerprint } from './fingerprint.js';
 import { RawStore } from './raw-store.js';
 import { DataStore, swapInRebuild } from './store.js';
 import { pool } from '../pool.js';
@@ -29,7 +29,7 @@ export async function rebuildIndex(config: Config, onProgress?: (done: number, t
     let audioSeconds = 0;
     try {
       const index = new FingerprintIndex(store);
-      let batch: { track: number; fp: Hashes }[] = [];
+      let batch: { track: number; fp: Fingerprint }[] = [];
       let postings = 0;
       const flush = () => {
         const b = batch;

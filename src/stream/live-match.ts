@@ -1,16 +1,17 @@
 // The exact lane of one listening session, from audio bytes to decisions: decode, fingerprint,
 // incremental votes, and when to speak, judged on the evidence of the most recent audio:
-//   provisional: one track leads clearly with at least PROVISIONAL_FRACTION of the calibrated
-//                threshold of aligned hashes;
-//   final:       the lead reaches the calibrated threshold and holds at the same place in the
-//                same track over two evaluations.
+//   provisional: one track leads clearly and its sketch agrees at its offset over the audio
+//                heard so far (verify.ts), however little;
+//   final:       the leader verifies as a clip would (at least 1.5 s compared) and has held at
+//                the same place in the same track over two evaluations.
 // Decisions name catalog tracks by fingerprint number only: it runs in a matching thread
 // (server/match-worker.ts), beside the index and away from the catalog, and its owner attaches the rows.
 import { AppError } from '../errors.js';
 import { SAMPLE_RATE } from '../pipeline/decode.js';
-import { FRAME_SECONDS, FingerprintStream, type Hashes } from '../pipeline/fingerprint.js';
+import { FRAME_SECONDS, FingerprintStream, type Fingerprint } from '../pipeline/fingerprint.js';
 import type { FingerprintIndex } from '../pipeline/fingerprint-index.js';
-import { VoteTable, type Match, type MatcherConfig } from '../pipeline/matcher.js';
+import { VoteTable, type Candidate, type Match, type MatcherConfig } from '../pipeline/matcher.js';
+import { QuerySketch, score, verify } from '../pipeline/verify.js';
 import { createDecoder, type StreamDecoder } from './decoder.js';
 import type { Start } from './protocol.js';
 
@@ -18,7 +19,6 @@ import type { Start } from './protocol.js';
 const WINDOW_SECONDS = 8;
 const EVAL_EVERY_SECONDS = 0.25;
 const POSITION_EVERY_SECONDS = 1;
-const PROVISIONAL_FRACTION = 0.5;
 /** The leader must have this many times the runner-up's aligned hashes. */
 const LEAD = 2;
 
@@ -59,12 +59,19 @@ export interface LiveMatchEvents {
 export class LiveMatch {
   private readonly decoder: StreamDecoder;
   private readonly fp = new FingerprintStream('query');
+  private readonly sketch = new QuerySketch(this.fp.phaseCount);
   private readonly votes: VoteTable;
   private samples = 0;
   private lastEval = 0;
   private lastPosition = 0;
-  private previousTop: Match | undefined;
+  private previousTop: Candidate | undefined;
   private provisionalFor: number | undefined;
+  /**
+   * Stream frame where the audio being matched began: the stream's start, or where its earliest
+   * aligned hash put the latest change of track. Offsets are given from there, as a clip's are
+   * from its start (the earliest aligned hash of a sparse noisy match can lie seconds in).
+   */
+  private since = 0;
   private finalFor: number | undefined;
   private stopping = false;
 
@@ -120,34 +127,46 @@ export class LiveMatch {
     this.on.step({ heardSeconds: this.heardSeconds, decisions, ...(this.o.keepPcm ? { pcm } : {}) });
   }
 
-  private consume(h: Hashes): void {
+  private consume(h: Fingerprint): void {
     if (h.hashes.length) this.votes.add(this.index.lookup(h));
+    this.sketch.append(h.sketches);
   }
 
   private evaluate(ending: boolean, out: LiveDecision[]): void {
     const now = this.heardSeconds;
-    this.votes.dropBefore(Math.floor((now - WINDOW_SECONDS) / FRAME_SECONDS));
-    const threshold = this.matcher.minAligned;
-    const ms = this.votes.best(Math.max(2, this.o.maxResults), Math.ceil(threshold * PROVISIONAL_FRACTION));
-    const [top, second] = ms;
+    const windowStart = Math.floor((now - WINDOW_SECONDS) / FRAME_SECONDS);
+    this.votes.dropBefore(windowStart);
+    this.sketch.dropBefore(windowStart);
+    const cands = this.votes.best(Math.max(2, this.o.maxResults));
+    const [top, second] = cands;
     const clear = !!top && (!second || top.alignedHashes >= LEAD * second.alignedHashes);
-    const stable = !!top && !!this.previousTop && this.previousTop.fpId === top.fpId && Math.abs(this.previousTop.offsetFrames - top.offsetFrames) <= 2;
-    this.previousTop = top;
+    // The leader checked on whatever audio there is: under 1.5 s, too little to verify (a
+    // provisional answer), then as clip search verifies it (a final one).
+    const lead = top && clear ? score(top, this.sketch, this.index, this.matcher, 1) : undefined;
+    const holds = !!lead && lead.bitErrorRate <= this.matcher.maxBitErrorRate;
+    const stable = holds && !!this.previousTop && this.previousTop.fpId === top!.fpId && Math.abs(this.previousTop.offsetFrames - top!.offsetFrames) <= 2;
+    this.previousTop = holds ? top : undefined;
+    const accepted = holds ? verify(cands, this.sketch, this.index, this.matcher).slice(0, this.o.maxResults) : [];
 
-    if (top && clear && top.alignedHashes >= threshold && (stable || ending)) {
-      const accepted = ms.filter((m) => m.alignedHashes >= threshold).slice(0, this.o.maxResults);
+    if (top && accepted.length && (stable || ending)) {
       if (this.finalFor !== top.fpId) {
         const changed = this.finalFor !== undefined;
         this.finalFor = top.fpId;
+        if (changed) this.since = top.startFrame;
         this.lastPosition = now;
-        out.push({ status: 'final', matches: accepted, heardSeconds: now, ...(changed ? { changedAt: top.startFrame * FRAME_SECONDS } : {}) });
+        out.push({ status: 'final', matches: this.placed(accepted), heardSeconds: now, ...(changed ? { changedAt: top.startFrame * FRAME_SECONDS } : {}) });
       } else if (now - this.lastPosition >= POSITION_EVERY_SECONDS) {
         this.lastPosition = now;
-        out.push({ status: 'final', matches: accepted, heardSeconds: now });
+        out.push({ status: 'final', matches: this.placed(accepted), heardSeconds: now });
       }
-    } else if (top && clear && this.finalFor === undefined && this.provisionalFor !== top.fpId && !ending) {
-      this.provisionalFor = top.fpId;
-      out.push({ status: 'provisional', matches: [top], heardSeconds: now });
+    } else if (holds && this.finalFor === undefined && this.provisionalFor !== lead.fpId && !ending) {
+      this.provisionalFor = lead.fpId;
+      out.push({ status: 'provisional', matches: this.placed([lead]), heardSeconds: now });
     }
+  }
+
+  /** Matches with `offsetSeconds` where in the track the audio matched began. */
+  private placed(ms: Match[]): Match[] {
+    return ms.map((m) => ({ ...m, offsetSeconds: Math.max(0, (m.offsetFrames + this.since) * FRAME_SECONDS) }));
   }
 }

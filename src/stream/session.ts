@@ -157,7 +157,7 @@ export class ListenSession {
     const live: LiveMatch[] = d.matches.flatMap((m) => {
       const track = this.tracks.get(m.fpId);
       if (!track) return []; // deleted meanwhile
-      const base = exactMatch({ ...m, track, offsetSeconds: Math.max(0, (m.offsetFrames + m.startFrame) * FRAME_SECONDS) });
+      const base = exactMatch({ ...m, track });
       return [{ ...base, position_seconds: round(Math.min(track.duration_seconds, Math.max(0, m.offsetFrames * FRAME_SECONDS + now)), 2) }];
     });
     if (!live.length) return;
