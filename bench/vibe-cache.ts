@@ -1,20 +1,27 @@
 // The raw material of bench:vibe, computed once per track and cached outside the checkout
-// (CACHE_DIR/vibe-bench/<model>/): the model's chunk and track embeddings, and MFCC statistics
-// (mean and standard deviation of 13 coefficients) of the whole track and of each chunk, for the
-// baseline. Embedding the full corpus takes a while; a cached track is never recomputed.
+// (CACHE_DIR/vibe-bench/<model>/): the model's chunk and track embeddings, the time statistics
+// of the layer under its temporal pooling (see PrepareOptions.layerStatistics), and MFCC
+// statistics (mean and standard deviation of 13 coefficients) of the whole track and of each
+// chunk, for the baseline. Embedding the full corpus takes a while; a cached track is never
+// recomputed, except one cached before the layer statistics were (it lacks them).
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
-import type { Embedder } from '../src/vibe/embedder.js';
+import type { Embedder, Embedding } from '../src/vibe/embedder.js';
 import { MelSpectrogram } from '../src/vibe/mel.js';
 import { CACHE_DIR, type CorpusTrack } from '../test/corpus.js';
 
-export interface CachedChunk {
-  start: number;
+/** What one track vector or chunk holds; `layers` is the mean of its patches' layer statistics. */
+export interface CachedItem {
   vector: number[];
   tags: number[];
   mfcc: number[];
+  layers: Float32Array;
+}
+
+export interface CachedChunk extends CachedItem {
+  start: number;
 }
 
 export interface CachedTrack {
@@ -23,15 +30,41 @@ export interface CachedTrack {
   seconds: number;
   /** Wall time of embedTrack for this track, ms. */
   embedMs: number;
-  track: { vector: number[]; tags: number[]; mfcc: number[] };
+  track: CachedItem;
   chunks: CachedChunk[];
+}
+
+/** On disk `layers` is the base64 of its float32 bytes: exact, and a third of the JSON numbers' size. */
+type Stored<T> = Omit<T, 'layers'> & { layers?: string };
+interface StoredTrack extends Omit<CachedTrack, 'track' | 'chunks'> {
+  track: Stored<CachedItem>;
+  chunks: Stored<CachedChunk>[];
 }
 
 export const cacheDir = (modelId: string) => path.join(CACHE_DIR, 'vibe-bench', modelId);
 
 export function readCached(modelId: string, t: CorpusTrack): CachedTrack | undefined {
   const file = path.join(cacheDir(modelId), `${t.name}.json`);
-  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as CachedTrack) : undefined;
+  if (!existsSync(file)) return undefined;
+  const s = JSON.parse(readFileSync(file, 'utf8')) as StoredTrack;
+  if (s.track.layers === undefined || s.chunks.some((c) => c.layers === undefined)) return undefined;
+  const decode = <T extends Stored<CachedItem>>(x: T) => ({ ...x, layers: fromBase64(x.layers!) });
+  return { ...s, track: decode(s.track), chunks: s.chunks.map(decode) };
+}
+
+function toBase64(a: Float32Array): string {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+}
+
+function fromBase64(s: string): Float32Array {
+  const b = Buffer.from(s, 'base64');
+  // Copied out: a Buffer's offset in its pool need not be float-aligned.
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+function layersOf(e: Embedding): Float32Array {
+  if (!e.layers) throw new Error('bench:vibe needs an embedder opened with layer statistics');
+  return e.layers;
 }
 
 export async function computeCached(embedder: Embedder, ffmpegPath: string, t: CorpusTrack): Promise<CachedTrack> {
@@ -45,17 +78,22 @@ export async function computeCached(embedder: Embedder, ffmpegPath: string, t: C
     pkg: t.pkg,
     seconds: pcm.length / SAMPLE_RATE,
     embedMs,
-    track: { vector: [...e.track.vector], tags: [...e.track.tags], mfcc: meanStd(coeffs, 0, coeffs.frames) },
+    track: { vector: [...e.track.vector], tags: [...e.track.tags], mfcc: meanStd(coeffs, 0, coeffs.frames), layers: layersOf(e.track) },
     chunks: e.chunks.map((ch) => {
       const a = Math.floor((ch.startSeconds * SAMPLE_RATE) / MFCC_HOP);
       const b = Math.min(coeffs.frames, Math.ceil(((ch.startSeconds + ch.seconds) * SAMPLE_RATE) / MFCC_HOP));
-      return { start: ch.startSeconds, vector: [...ch.vector], tags: [...ch.tags], mfcc: meanStd(coeffs, a, b) };
+      return { start: ch.startSeconds, vector: [...ch.vector], tags: [...ch.tags], mfcc: meanStd(coeffs, a, b), layers: layersOf(ch) };
     }),
+  };
+  const stored: StoredTrack = {
+    ...c,
+    track: { ...c.track, layers: toBase64(c.track.layers) },
+    chunks: c.chunks.map((ch) => ({ ...ch, layers: toBase64(ch.layers) })),
   };
   const dir = cacheDir(embedder.model.id);
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, `${t.name}.json`);
-  await writeFile(`${file}.part`, JSON.stringify(c));
+  await writeFile(`${file}.part`, JSON.stringify(stored));
   await rename(`${file}.part`, file);
   return c;
 }

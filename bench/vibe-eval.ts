@@ -3,17 +3,15 @@
 // is compared with other tracks' track vectors and with their closest chunk (what the search
 // path does). Statistics a method fits (means, deviations) are fitted on the catalog itself, as
 // the store would fit them.
-import type { CachedTrack } from './vibe-cache.js';
+import type { CachedItem, CachedTrack } from './vibe-cache.js';
 
 type Vec = Float64Array;
-interface Item {
-  vector: number[];
-  tags: number[];
-  mfcc: number[];
-}
+type Item = CachedItem;
 
 /** A method: fitted on a set of items, then maps an item to the vector compared by cosine. */
-type Method = (fit: Item[]) => (x: Item) => Vec;
+export type Method = (fit: Item[]) => (x: Item) => Vec;
+/** What a method compares: some numbers of an item. */
+type Feature = (x: Item) => ArrayLike<number>;
 
 const logit = (p: number) => Math.log(Math.max(p, 1e-6) / Math.max(1 - p, 1e-6));
 
@@ -37,30 +35,32 @@ function unit(v: Vec): Vec {
   return v.map((x) => x * s);
 }
 
-const raw = (f: (x: Item) => number[]): Method => () => (x) => Float64Array.from(f(x));
-const centred = (f: (x: Item) => number[]): Method => (fit) => {
+export const raw = (f: Feature): Method => () => (x) => Float64Array.from(f(x));
+export const centred = (f: Feature): Method => (fit) => {
   const { mean } = stats(fit.map((x) => Float64Array.from(f(x))));
   return (x) => Float64Array.from(f(x), (v, i) => v - mean[i]!);
 };
-const standardised = (f: (x: Item) => number[]): Method => (fit) => {
+export const standardised = (f: Feature): Method => (fit) => {
   const { mean, std } = stats(fit.map((x) => Float64Array.from(f(x))));
   return (x) => Float64Array.from(f(x), (v, i) => (v - mean[i]!) / std[i]!);
 };
-const concat = (a: Method, b: Method, wb = 1): Method => (fit) => {
-  const fa = a(fit);
-  const fb = b(fit);
+/** The parts side by side, each made unit length first so that each weighs the same. */
+export const concat = (...parts: Method[]): Method => (fit) => {
+  const fitted = parts.map((p) => p(fit));
   return (x) => {
-    const u = unit(fa(x));
-    const w = unit(fb(x)).map((v) => v * wb);
-    const out = new Float64Array(u.length + w.length);
-    out.set(u);
-    out.set(w, u.length);
+    const us = fitted.map((f) => unit(f(x)));
+    const out = new Float64Array(us.reduce((n, u) => n + u.length, 0));
+    let at = 0;
+    for (const u of us) {
+      out.set(u, at);
+      at += u.length;
+    }
     return out;
   };
 };
 
 /** PCA whitening fitted on the set: decorrelated, each component scaled to unit variance (plus a floor). */
-const whitened = (f: (x: Item) => number[], floor: number): Method => (fit) => {
+const whitened = (f: Feature, floor: number): Method => (fit) => {
   const rows = fit.map((x) => Float64Array.from(f(x)));
   const { mean } = stats(rows);
   const d = mean.length;
@@ -128,7 +128,7 @@ function symmetricEigen(m: Float64Array, d: number): { values: Float64Array; vec
   return { values: Float64Array.from({ length: d }, (_, i) => a[i * d + i]!), vectors: v };
 }
 
-const vec = (x: Item) => x.vector;
+export const vec = (x: Item) => x.vector;
 const tagLogits = (x: Item) => x.tags.map(logit);
 
 export const METHODS: [string, Method][] = [
@@ -151,20 +151,21 @@ function cos(a: Vec, b: Vec): number {
   return s;
 }
 
-/** Precision@10 of rankings: for each query, scores against every other track. */
-function precisionAt10(labels: string[], score: (q: number, j: number) => number): number {
-  let total = 0;
-  for (let q = 0; q < labels.length; q++) {
+/** Precision@10 of each query's ranking: its scores against every other track. */
+function precisionsAt10(labels: string[], score: (q: number, j: number) => number): number[] {
+  return labels.map((_, q) => {
     const ranked = labels
       .map((_, j) => j)
       .filter((j) => j !== q)
       .map((j) => ({ j, s: score(q, j) }))
       .sort((a, b) => b.s - a.s)
       .slice(0, 10);
-    total += ranked.filter(({ j }) => labels[j] === labels[q]).length / 10;
-  }
-  return total / labels.length;
+    return ranked.filter(({ j }) => labels[j] === labels[q]).length / 10;
+  });
 }
+
+const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
+const precisionAt10 = (labels: string[], score: (q: number, j: number) => number) => mean(precisionsAt10(labels, score));
 
 export interface EvalRow {
   method: string;
@@ -175,21 +176,28 @@ export interface EvalRow {
   chunkToChunks: number;
   /** The mean of the 3 closest chunks of each track. */
   chunkToTop3: number;
+  /** Per query, for paired comparisons of methods: whole track and 10 s chunk -> closest chunk. */
+  byQuery: { whole: number[]; chunkToChunks: number[] };
 }
 
-export function evaluate(tracks: CachedTrack[]): EvalRow[] {
+/** Random ranking: the expected share of same-package tracks among the others. */
+export function randomRow(tracks: CachedTrack[]): EvalRow {
   const labels = tracks.map((t) => t.pkg);
-  const rows: EvalRow[] = [];
-  // Random ranking: the expected share of same-package tracks among the others.
   const n = tracks.length;
   const random = labels.reduce((s, l) => s + (labels.filter((x) => x === l).length - 1) / (n - 1), 0) / n;
-  rows.push({ method: 'random ranking (expected)', whole: random, wholePooled: random, chunkToTrack: random, chunkToChunks: random, chunkToTop3: random });
+  const byQuery = { whole: labels.map(() => random), chunkToChunks: labels.map(() => random) };
+  return { method: 'random ranking (expected)', whole: random, wholePooled: random, chunkToTrack: random, chunkToChunks: random, chunkToTop3: random, byQuery };
+}
+
+export function evaluate(tracks: CachedTrack[], methods: [string, Method][] = METHODS): EvalRow[] {
+  const labels = tracks.map((t) => t.pkg);
+  const rows: EvalRow[] = [];
   const queryChunk = tracks.map((t) => t.chunks[Math.floor(t.chunks.length / 2)]!);
   const allChunks = tracks.flatMap((t) => t.chunks);
-  for (const [name, method] of METHODS) {
+  for (const [name, method] of methods) {
     const onTracks = method(tracks.map((t) => t.track));
     const trackVecs = tracks.map((t) => unit(onTracks(t.track)));
-    const whole = precisionAt10(labels, (q, j) => cos(trackVecs[q]!, trackVecs[j]!));
+    const wholeByQuery = precisionsAt10(labels, (q, j) => cos(trackVecs[q]!, trackVecs[j]!));
     // Chunk queries: statistics fitted on the catalog's chunks, which is what the store holds.
     const onChunks = method(allChunks);
     const chunkTrackVecs = tracks.map((t) => unit(onChunks(t.track)));
@@ -197,14 +205,22 @@ export function evaluate(tracks: CachedTrack[]): EvalRow[] {
     const chunkVecs = tracks.map((t) => t.chunks.map((c) => unit(onChunks(c))));
     const chunkToTrack = precisionAt10(labels, (q, j) => cos(queries[q]!, chunkTrackVecs[j]!));
     const sims = queries.map((qv) => chunkVecs.map((cs) => cs.map((v) => cos(qv, v)).sort((a, b) => b - a)));
-    const chunkToChunks = precisionAt10(labels, (q, j) => sims[q]![j]![0]!);
+    const chunkToChunksByQuery = precisionsAt10(labels, (q, j) => sims[q]![j]![0]!);
     const chunkToTop3 = precisionAt10(labels, (q, j) => {
       const s = sims[q]![j]!.slice(0, 3);
       return s.reduce((a, b) => a + b, 0) / s.length;
     });
     const pooled = chunkVecs.map((cs) => unit(meanAndDeviation(cs)));
     const wholePooled = precisionAt10(labels, (q, j) => cos(pooled[q]!, pooled[j]!));
-    rows.push({ method: name, whole, wholePooled, chunkToTrack, chunkToChunks, chunkToTop3 });
+    rows.push({
+      method: name,
+      whole: mean(wholeByQuery),
+      wholePooled,
+      chunkToTrack,
+      chunkToChunks: mean(chunkToChunksByQuery),
+      chunkToTop3,
+      byQuery: { whole: wholeByQuery, chunkToChunks: chunkToChunksByQuery },
+    });
   }
   return rows;
 }

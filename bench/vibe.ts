@@ -1,9 +1,10 @@
 // bench:vibe: how well the vibe lane finds tracks that sound alike, on the full shared corpus with
 // the Debian package a track comes from as its label (one game's soundtrack shares a style).
 // Same-package precision@10 for whole-track queries and for one 10 s chunk per track as the
-// query (the query's own track excluded), for ways of turning the model's outputs into vectors,
-// next to random ranking and an MFCC mean/std baseline; then the embedding speed and the latency
-// of vibe searches for 10 s clips through the real store.
+// query (the query's own track excluded), for ways of turning the model's outputs into vectors
+// and for vectors from the model's other layers (vibe-layers.ts), next to random ranking and an
+// MFCC mean/std baseline; then the extra cost of those layers' outputs, and the latency of vibe
+// searches for 10 s clips through the real store with the lane's own model.
 //
 //   npm run bench:vibe [-- --embed-only | --cached-only] [-- --precision-only] [-- --latency-runs N]
 // --embed-only fills the cache; --cached-only evaluates the tracks cached so far (a partial run);
@@ -12,10 +13,13 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config.js';
 import { ProgressBar } from '../src/cli/progress.js';
 import { setLogLevel } from '../src/log.js';
-import { openEmbedder } from '../src/vibe/embedder.js';
+import { openEmbedder, type Embedder } from '../src/vibe/embedder.js';
+import { musicnnPatches } from '../src/vibe/inputs.js';
+import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
 import { fetchCorpus, pool, rng, SPLIT_SEED } from '../test/corpus.js';
 import { computeCached, readCached, type CachedTrack } from './vibe-cache.js';
-import { evaluate, printEvaluation } from './vibe-eval.js';
+import { evaluate, printEvaluation, randomRow } from './vibe-eval.js';
+import { checkDenseLayer, evaluateLayers, layerCost, layerMethods, printLayers, readHead } from './vibe-layers.js';
 import { latency } from './vibe-latency.js';
 import { evaluateReranking, printReranking } from './vibe-rerank.js';
 
@@ -25,12 +29,17 @@ const { values } = parseArgs({
 setLogLevel('warn');
 
 const config = loadConfig();
-const opened = await openEmbedder(config);
-if (!opened.embedder) {
-  console.error(`no vibe model: ${opened.reason}`);
-  process.exit(1);
+async function open(layerStatistics: boolean): Promise<Embedder> {
+  const opened = await openEmbedder(config, { layerStatistics });
+  if (!opened.embedder) {
+    console.error(`no vibe model: ${opened.reason}`);
+    process.exit(1);
+  }
+  return opened.embedder;
 }
-const embedder = opened.embedder;
+// The cache is filled by the model with layer statistics (its 200-d vectors and tags are the
+// lane's model's, bit for bit: the same graph with more outputs).
+const embedder = await open(true);
 // Shuffled, so that an interrupted first run leaves a cache that samples every package.
 const r = rng(SPLIT_SEED);
 const corpus = (await fetchCorpus('full')).map((t) => ({ t, k: r() })).sort((a, b) => a.k - b.k).map((x) => x.t);
@@ -58,8 +67,16 @@ if (computedSeconds > 0) {
   console.log(`embedding speed this run: ${(computedSeconds / (computedMs / 1000)).toFixed(1)}x real time per track in flight (${(computedSeconds / 3600).toFixed(2)} h embedded)`);
 }
 if (!values['embed-only']) {
-  printEvaluation(evaluate(cached));
+  printEvaluation([randomRow(cached), ...evaluate(cached)]);
   printReranking(evaluateReranking(cached));
-  if (!values['precision-only']) await latency(embedder, cached, Number(values['latency-runs']), config.ffmpegPath);
+  const head = readHead(config.musicnnH5!);
+  printLayers(evaluateLayers(cached, layerMethods(head)), checkDenseLayer(head, cached));
+  if (!values['precision-only']) {
+    const plain = await open(false);
+    const clip = (await decodeFile(corpus[0]!.file, { ffmpegPath: config.ffmpegPath, maxSeconds: 60 })).slice(30 * SAMPLE_RATE, 60 * SAMPLE_RATE);
+    await layerCost(plain, embedder, clip, musicnnPatches(clip).starts.length, 15);
+    await latency(plain, cached, Number(values['latency-runs']), config.ffmpegPath);
+    await plain.close();
+  }
 }
 await embedder.close();

@@ -82,6 +82,56 @@ test('ONNX through the pool agrees with a plain forward pass of the Keras graph 
   }
 });
 
+test("with layer statistics the extra outputs agree with the plain forward pass, and the vector and tags stay the lane's", async () => {
+  const keras = readKerasH5(await readFile(H5));
+  const opened = await openEmbedder(config, { layerStatistics: true });
+  assert.ok(opened.embedder, 'reason' in opened ? opened.reason : '');
+  const layered = opened.embedder;
+  try {
+    const sha = createHash('sha256').update(await readFile(H5)).digest('hex');
+    assert.equal(await musicnnOnnx(H5, dataDir, { layerStatistics: true }), path.join(dataDir, 'models', `musicnn-msd-layer-stats-${sha}.onnx`));
+    const [track] = (await fetchCorpus('small')).sort((a, b) => a.name.localeCompare(b.name));
+    const clip = (await decodeFile(track!.file)).subarray(30 * 16000, 34.5 * 16000);
+    const units = musicnnPatches(clip);
+    const size = MUSICNN_INPUT.patchFrames * MUSICNN_INPUT.nMels;
+    // The reference: time mean, deviation and maximum of the layer under the temporal pooling
+    // (frames x 753), then the dense layer after its ReLU, each averaged over the two patches.
+    const ref: number[] = [];
+    for (let p = 0; p < units.starts.length; p++) {
+      const layers = forward(keras, units.data.subarray(p * size, (p + 1) * size));
+      const frames = layers.get('tf_op_layer_concat_1')!;
+      const [t, c] = frames.shape as [number, number];
+      const stats = new Float64Array(3 * c);
+      for (let k = 0; k < c; k++) {
+        let sum = 0;
+        let sq = 0;
+        let max = -Infinity;
+        for (let f = 0; f < t; f++) {
+          const x = frames.data[f * c + k]!;
+          sum += x;
+          sq += x * x;
+          max = Math.max(max, x);
+        }
+        stats[k] = sum / t;
+        stats[c + k] = Math.sqrt(Math.max(0, sq / t - (sum / t) ** 2));
+        stats[2 * c + k] = max;
+      }
+      const row = [...stats, ...layers.get('dense')!.data];
+      row.forEach((x, i) => (ref[i] = (ref[i] ?? 0) + x / units.starts.length));
+    }
+    const ours = await layered.embedClip(clip);
+    assert.equal(ours.layers?.length, ref.length);
+    const scale = Math.max(...ref.map(Math.abs));
+    const diff = Math.max(...Array.from(ours.layers!, (v, i) => Math.abs(v - ref[i]!)));
+    assert.ok(diff <= 1e-3 * scale, `layer statistics differ by ${diff} (scale ${scale})`);
+    const plain = await embedder.embedClip(clip);
+    assert.equal(plain.layers, undefined, "the lane's model has no extra outputs");
+    assert.deepEqual([maxDiff(plain.vector, ours.vector), maxDiff(plain.tags, ours.tags)], [0, 0]);
+  } finally {
+    await layered.close();
+  }
+});
+
 test('a track gives 10 s chunks every 5 s, the last one ending with the track, and a track embedding', async () => {
   const [track] = (await fetchCorpus('small')).sort((a, b) => a.name.localeCompare(b.name));
   const pcm = (await decodeFile(track!.file)).subarray(0, 27 * 16000);

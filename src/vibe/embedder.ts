@@ -8,7 +8,7 @@ import { AppError } from '../errors.js';
 import { log } from '../log.js';
 import type { UnitOutputs, WorkerData, WorkerTask } from './embed-worker.js';
 import { windowStarts } from './inputs.js';
-import { prepareModel, type PreparedModel } from './models.js';
+import { prepareModel, type PreparedModel, type PrepareOptions } from './models.js';
 
 export interface EmbeddingModel {
   id: string; // e.g. 'musicnn-msd' or 'clap-htsat-unfused'; stored with every vector
@@ -19,6 +19,8 @@ export interface EmbeddingModel {
 export interface Embedding {
   vector: Float32Array;
   tags: Float32Array /* probabilities, tagNames order */;
+  /** The mean of the units' extra outputs, only from an embedder opened with layer statistics. */
+  layers?: Float32Array;
 }
 export interface ChunkEmbedding extends Embedding {
   startSeconds: number;
@@ -40,10 +42,11 @@ export const CHUNK_HOP_SECONDS = 5;
 /** The configured model run in a piscina pool of onnxruntime-node sessions, or why there is none. */
 export async function openEmbedder(
   config: Config,
+  options: PrepareOptions = {},
 ): Promise<{ embedder: Embedder } | { embedder: undefined; reason: string }> {
   let prepared: PreparedModel;
   try {
-    const p = await prepareModel(config);
+    const p = await prepareModel(config, options);
     if ('reason' in p) return { embedder: undefined, reason: p.reason };
     prepared = p;
   } catch (e) {
@@ -52,7 +55,7 @@ export async function openEmbedder(
     return { embedder: undefined, reason };
   }
   const threads = config.vibeThreads;
-  const workerData: WorkerData = { kind: prepared.kind, onnxPath: prepared.onnxPath };
+  const workerData: WorkerData = { kind: prepared.kind, onnxPath: prepared.onnxPath, extraOutputs: prepared.extraOutputs };
   const pool = new Piscina({
     filename: new URL('./embed-worker.js', import.meta.url).href,
     minThreads: threads,
@@ -136,16 +139,15 @@ class PooledEmbedder implements Embedder {
   }
 }
 
-/** The mean of some units' vectors and tag probabilities. */
+/** The mean of some units' vectors, tag probabilities and extra outputs. */
 function meanOf(units: UnitOutputs, which: number[], dim: number, tagCount: number): Embedding {
-  const vector = new Float32Array(dim);
-  const tags = new Float32Array(tagCount);
-  const acc = new Float64Array(dim + tagCount);
-  for (const u of which) {
-    for (let i = 0; i < dim; i++) acc[i]! += units.vectors[u * dim + i]!;
-    for (let i = 0; i < tagCount; i++) acc[dim + i]! += units.tags[u * tagCount + i]!;
-  }
-  for (let i = 0; i < dim; i++) vector[i] = acc[i]! / which.length;
-  for (let i = 0; i < tagCount; i++) tags[i] = acc[dim + i]! / which.length;
-  return { vector, tags };
+  const vector = meanRows(units.vectors, dim, which);
+  const tags = meanRows(units.tags, tagCount, which);
+  return units.extraDim > 0 ? { vector, tags, layers: meanRows(units.extras, units.extraDim, which) } : { vector, tags };
+}
+
+function meanRows(rows: Float32Array, width: number, which: number[]): Float32Array {
+  const acc = new Float64Array(width);
+  for (const u of which) for (let i = 0; i < width; i++) acc[i]! += rows[u * width + i]!;
+  return Float32Array.from(acc, (x) => x / which.length);
 }

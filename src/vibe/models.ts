@@ -10,8 +10,8 @@ import type { Config } from '../config.js';
 import { log } from '../log.js';
 import type { EmbeddingModel } from './embedder.js';
 import { CLAP_INPUT, MUSICNN_INPUT } from './inputs.js';
-import { readKerasH5 } from './keras-h5.js';
-import { kerasToOnnx } from './onnx-from-keras.js';
+import { readKerasH5, type KerasLayer } from './keras-h5.js';
+import { kerasToOnnx, layerOutput, timeStatsOutput } from './onnx-from-keras.js';
 
 /** The 50 Million Song Dataset tags MusiCNN (MSD) was trained on, in its output order. */
 export const MSD_TAGS = [
@@ -33,9 +33,21 @@ export interface PreparedModel {
   onnxPath: string;
   /** Length of the model's input unit (a MusiCNN patch, a CLAP window). */
   unitSeconds: number;
+  /** Outputs the worker returns per unit besides the vector and the tags (see PrepareOptions.layerStatistics). */
+  extraOutputs: string[];
 }
 
-export async function prepareModel(config: Config): Promise<PreparedModel | { reason: string }> {
+export interface PrepareOptions {
+  /**
+   * MusiCNN only: also output the time statistics (mean, deviation, maximum over a patch's
+   * frames) of the layer its temporal pooling reads, the front-end and mid-end features of every
+   * frame, then the embedding's dense layer after its ReLU (musicnn's own 'penultimate'
+   * feature); bench:vibe builds vectors from them. A separate model file, so the lane's stays as is.
+   */
+  layerStatistics?: boolean;
+}
+
+export async function prepareModel(config: Config, options: PrepareOptions = {}): Promise<PreparedModel | { reason: string }> {
   if (config.vibeModel === 'off') return { reason: 'the vibe lane is off (AUDIO_IDENT_VIBE_MODEL=off)' };
   if (config.vibeModel === 'clap') return prepareClap(config);
   const h5 = config.musicnnH5;
@@ -47,19 +59,37 @@ export async function prepareModel(config: Config): Promise<PreparedModel | { re
           : `the vibe lane would run MusiCNN (MSD) but its weights are missing: ${h5}`,
     };
   }
-  return { kind: 'musicnn', model: MUSICNN_MODEL, onnxPath: await musicnnOnnx(h5, config.dataDir), unitSeconds: MUSICNN_INPUT.patchSeconds };
+  const layerStatistics = options.layerStatistics === true;
+  return {
+    kind: 'musicnn',
+    model: MUSICNN_MODEL,
+    onnxPath: await musicnnOnnx(h5, config.dataDir, { layerStatistics }),
+    unitSeconds: MUSICNN_INPUT.patchSeconds,
+    extraOutputs: layerStatistics ? layerStatisticsOutputs(readKerasH5(await readFile(h5)).layers) : [],
+  };
 }
 
-/** The converted MusiCNN model under DATA/models, written once per distinct weights file. */
-export async function musicnnOnnx(h5Path: string, dataDir: string): Promise<string> {
+function layerStatisticsOutputs(layers: KerasLayer[]): string[] {
+  return [timeStatsOutput(poolingInput(layers)), layerOutput(penultimateDense(layers))];
+}
+
+/**
+ * The converted MusiCNN model under DATA/models, written once per distinct weights file; with
+ * layer statistics under another name, since its outputs differ.
+ */
+export async function musicnnOnnx(h5Path: string, dataDir: string, options: PrepareOptions = {}): Promise<string> {
   const bytes = await readFile(h5Path);
   const sha = createHash('sha256').update(bytes).digest('hex');
   const dir = path.join(dataDir, 'models');
-  const out = path.join(dir, `musicnn-msd-${sha}.onnx`);
+  const out = path.join(dir, `musicnn-msd-${options.layerStatistics === true ? 'layer-stats-' : ''}${sha}.onnx`);
   if (existsSync(out)) return out;
   const started = performance.now();
   const keras = readKerasH5(bytes);
-  const onnx = kerasToOnnx(keras, { embeddingLayer: penultimateDense(keras.layers) });
+  const onnx = kerasToOnnx(keras, {
+    embeddingLayer: penultimateDense(keras.layers),
+    timeStatistics: options.layerStatistics === true ? [poolingInput(keras.layers)] : [],
+    layerOutputs: options.layerStatistics === true ? [penultimateDense(keras.layers)] : [],
+  });
   await mkdir(dir, { recursive: true });
   // Written beside and renamed, so a crash never leaves a truncated model under the final name.
   const tmp = `${out}.${process.pid}.tmp`;
@@ -81,6 +111,14 @@ function penultimateDense(layers: { className: string; name: string }[]): string
   return layer.name;
 }
 
+/** The layer MusiCNN's temporal max and mean pooling read: every frame's front-end and mid-end features. */
+function poolingInput(layers: KerasLayer[]): string {
+  const pools = layers.filter((l) => l.className === 'TensorFlowOpLayer' && ['Max', 'Mean'].includes((l.config['node_def'] as { op?: string } | undefined)?.op ?? ''));
+  const inputs = new Set(pools.flatMap((l) => l.inbound));
+  if (inputs.size !== 1) throw new Error(`expected one layer under the temporal pooling, found ${inputs.size}`);
+  return [...inputs][0]!;
+}
+
 async function prepareClap(config: Config): Promise<PreparedModel | { reason: string }> {
   const file = config.clapOnnx;
   if (file === undefined) return { reason: 'the vibe lane would run CLAP but has no model: set AUDIO_IDENT_CLAP_ONNX and AUDIO_IDENT_CLAP_SHA256' };
@@ -91,5 +129,5 @@ async function prepareClap(config: Config): Promise<PreparedModel | { reason: st
   await pipeline(createReadStream(file), hash);
   const sha = hash.digest('hex');
   if (sha !== config.clapSha256) return { reason: `the CLAP model ${file} has sha256 ${sha}, not the configured ${config.clapSha256}` };
-  return { kind: 'clap', model: CLAP_MODEL, onnxPath: file, unitSeconds: CLAP_INPUT.windowSeconds };
+  return { kind: 'clap', model: CLAP_MODEL, onnxPath: file, unitSeconds: CLAP_INPUT.windowSeconds, extraOutputs: [] };
 }

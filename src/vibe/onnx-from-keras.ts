@@ -20,9 +20,22 @@ interface Value {
 export interface ConvertOptions {
   /** A Dense layer whose output before its activation becomes the extra output 'embedding'. */
   embeddingLayer?: string;
+  /**
+   * Layers with a time axis (Keras axis 1) whose outputs become the extra outputs
+   * `timeStatsOutput(layer)`: per batch item the mean, standard deviation and maximum over time,
+   * each flattened in Keras order and concatenated. bench:vibe compares vectors built from them.
+   */
+  timeStatistics?: string[];
+  /** Layers whose outputs (after their activation) become the extra outputs `layerOutput(layer)`, [batch, rest] in Keras order. */
+  layerOutputs?: string[];
 }
 
-/** Model outputs: 'output' (the Keras model's output) and, when asked for, 'embedding'. */
+/** The output name of a layer's time statistics (see ConvertOptions.timeStatistics). */
+export const timeStatsOutput = (layer: string) => `time_stats:${layer}`;
+/** The output name of a layer's output (see ConvertOptions.layerOutputs). */
+export const layerOutput = (layer: string) => `layer:${layer}`;
+
+/** Model outputs: 'output' (the Keras model's output) and, when asked for, 'embedding', time statistics and layer outputs. */
 export function kerasToOnnx(model: KerasModel, options: ConvertOptions = {}): Uint8Array {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('only models with one input and one output are supported');
   const g = new Graph();
@@ -45,8 +58,12 @@ export function kerasToOnnx(model: KerasModel, options: ConvertOptions = {}): Ui
       if (layer.name === options.embeddingLayer) outputs.push({ name: 'embedding', value: pre });
     });
     values.set(layer.name, out);
+    if (options.timeStatistics?.includes(layer.name)) outputs.push({ name: timeStatsOutput(layer.name), value: timeStatistics(g, out) });
+    if (options.layerOutputs?.includes(layer.name)) outputs.push({ name: layerOutput(layer.name), value: flattened(g, out) });
   }
-  if (options.embeddingLayer !== undefined && outputs.length === 0) throw new Error(`no Dense layer ${options.embeddingLayer} in the model`);
+  if (options.embeddingLayer !== undefined && !outputs.some((o) => o.name === 'embedding')) throw new Error(`no Dense layer ${options.embeddingLayer} in the model`);
+  const asked = [...(options.timeStatistics ?? []).map(timeStatsOutput), ...(options.layerOutputs ?? []).map(layerOutput)];
+  for (const name of asked) if (!outputs.some((o) => o.name === name)) throw new Error(`no layer for the output ${name} in the model`);
   outputs.push({ name: 'output', value: values.get(model.outputs[0]!)! });
   for (const o of outputs) {
     const v = g.toOrder(o.value, identity(o.value.order.length));
@@ -202,6 +219,26 @@ function tfOp(g: Graph, layer: KerasLayer, ins: Value[]): Value {
     default:
       throw new Error(`${layer.name}: TensorFlow op ${def.op} is not supported`);
   }
+}
+
+/** [batch, rest] in Keras order. */
+function flattened(g: Graph, x: Value): Value {
+  if (x.order.length === 2) return x;
+  const v = g.toOrder(x, identity(x.order.length));
+  return { name: g.node('Flatten', [v.name], [attrInt('axis', 1)]), order: [0, 1] };
+}
+
+/** [batch, 3 * rest]: mean, standard deviation and maximum over Keras axis 1 (time), each flattened in Keras order. */
+function timeStatistics(g: Graph, x: Value): Value {
+  if (x.order.length < 3) throw new Error('time statistics need a tensor with a time axis and features');
+  const v = g.toOrder(x, identity(x.order.length));
+  const over = (op: string, input: string) => g.node(op, [input], [attrInts('axes', [1]), attrInt('keepdims', 0)]);
+  const mean = over('ReduceMean', v.name);
+  const meanSquare = over('ReduceMean', g.node('Mul', [v.name, v.name]));
+  // E[x^2] - E[x]^2, floored at 0 against rounding, then its root.
+  const variance = g.node('Relu', [g.node('Sub', [meanSquare, g.node('Mul', [mean, mean])])]);
+  const parts = [mean, g.node('Sqrt', [variance]), over('ReduceMax', v.name)].map((p) => g.node('Flatten', [p], [attrInt('axis', 1)]));
+  return { name: g.node('Concat', parts, [attrInt('axis', 1)]), order: [0, 1] };
 }
 
 function activation(g: Graph, x: Value, kind: string, onPreActivation: (v: Value) => void): Value {
