@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
 import { concatHashes, fingerprint, FingerprintStream, PROFILES, type Fingerprint, type Hashes } from '../src/pipeline/fingerprint.js';
@@ -92,4 +93,34 @@ test('a bad configuration is refused', () => {
   assert.throws(() => new FingerprintStream({ ...PROFILES.index, sketchStrong: 0 }), /fingerprint config/);
   assert.throws(() => new FingerprintStream({ ...PROFILES.index, sketchHiBin: 900 }), /fingerprint config/);
   assert.throws(() => new FingerprintStream('index').push(new Float64Array(4) as unknown as Float32Array), /Float32Array/);
+});
+
+// Matching threads are ended from outside (a server closing, a stuck thread replaced). A native
+// call that fails because its thread is ending must end that thread alone: before the addon was
+// built to swallow such errors, one of them aborted the whole process (seen in CI). The threads
+// run in a child process, so that an abort fails this test instead of ending the test runner.
+test('threads ended in the middle of fingerprinting end alone: the process goes on', () => {
+  const fingerprintModule = new URL('../src/pipeline/fingerprint.js', import.meta.url).href;
+  const thread = `
+    const { parentPort } = require('node:worker_threads');
+    import(${JSON.stringify(fingerprintModule)}).then(({ fingerprint }) => {
+      const pcm = new Float32Array(16000 * 10).map((_, i) => Math.sin(i * 0.05) + Math.sin(i * 0.31));
+      parentPort.postMessage('busy');
+      for (;;) fingerprint(pcm, 'query');
+    });`;
+  const parent = `
+    const { Worker } = require('node:worker_threads');
+    let seed = 7;
+    const delay = () => ((seed = (seed * 48271) % 2147483647) % 25);
+    (async () => {
+      for (let i = 0; i < 60; i++) {
+        const w = new Worker(${JSON.stringify(thread)}, { eval: true });
+        await new Promise((r) => w.once('message', r));
+        await new Promise((r) => setTimeout(r, delay()));
+        await w.terminate();
+      }
+      console.log('ended 60 threads');
+    })();`;
+  const r = spawnSync(process.execPath, ['-e', parent], { encoding: 'utf8', timeout: 120_000 });
+  assert.deepEqual([r.status, r.signal, r.stdout.trim()], [0, null, 'ended 60 threads'], r.stderr);
 });
