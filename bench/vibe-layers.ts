@@ -15,9 +15,10 @@
 import { readFileSync } from 'node:fs';
 import type { Embedder } from '../src/vibe/embedder.js';
 import { readKerasH5 } from '../src/vibe/keras-h5.js';
-import { median } from './stats.js';
+import { median, pairedText } from './stats.js';
 import type { CachedItem, CachedTrack } from './vibe-cache.js';
 import { centred, concat, evaluate, raw, standardised, vec, type EvalRow, type Method } from './vibe-eval.js';
+import type { Space } from './vibe-rerank.js';
 
 const FEATURES = 753;
 const MEAN = 0;
@@ -52,6 +53,8 @@ interface Head {
   /** Per interleaved feature (max, mean): scale and shift of the batch norm. */
   scale: Float64Array;
   shift: Float64Array;
+  /** The same without the learnt shift (beta): centred on the training set's mean, a constant of the model. */
+  unshifted: Float64Array;
   kernel: Float32Array;
   bias: Float32Array;
 }
@@ -71,16 +74,17 @@ export function readHead(h5Path: string): Head {
   const [mean, variance, gamma, beta] = ['moving_mean', 'moving_variance', 'gamma', 'beta'].map((r) => w(bn, r));
   const scale = Float64Array.from(gamma!, (g, i) => g / Math.sqrt(variance![i]! + eps));
   const shift = Float64Array.from(beta!, (b, i) => b - mean![i]! * scale[i]!);
-  return { scale, shift, kernel: w(dense, 'kernel'), bias: w(dense, 'bias') };
+  const unshifted = Float64Array.from(mean!, (m, i) => -m * scale[i]!);
+  return { scale, shift, unshifted, kernel: w(dense, 'kernel'), bias: w(dense, 'bias') };
 }
 
 /** The pooling layer as the dense layer sees it, for a range of features: (max, mean) per feature, batch-normalised. */
-function pooledNormalised(head: Head, x: CachedItem, [from, to]: Range = [0, FEATURES]): Float64Array {
+function pooledNormalised(head: Head, x: CachedItem, [from, to]: Range = [0, FEATURES], shift = head.shift): Float64Array {
   const out = new Float64Array(2 * (to - from));
   for (let c = from; c < to; c++) {
     const o = 2 * (c - from);
-    out[o] = x.layers[MAX + c]! * head.scale[2 * c]! + head.shift[2 * c]!;
-    out[o + 1] = x.layers[MEAN + c]! * head.scale[2 * c + 1]! + head.shift[2 * c + 1]!;
+    out[o] = x.layers[MAX + c]! * head.scale[2 * c]! + shift[2 * c]!;
+    out[o + 1] = x.layers[MEAN + c]! * head.scale[2 * c + 1]! + shift[2 * c + 1]!;
   }
   return out;
 }
@@ -109,6 +113,28 @@ export function checkDenseLayer(head: Head, tracks: CachedTrack[]): number {
   return worst;
 }
 
+/** The pooling layer as the dense layer sees it, catalog mean removed. */
+const poolingCentred = (head: Head): Method => centred((x) => pooledNormalised(head, x));
+/** The pooling layer batch-normalised without its learnt shift: a fixed map, fitted on nothing. */
+const poolingUnshifted = (head: Head): Method => raw((x) => pooledNormalised(head, x, [0, FEATURES], head.unshifted));
+
+/** A method's vectors for re-ranking, fitted as evaluate() fits: on the track vectors for tracks, on the chunks for chunks. */
+function space(method: Method): Space {
+  return (tracks) => {
+    const onTracks = method(tracks.map((t) => t.track));
+    const onChunks = method(tracks.flatMap((t) => t.chunks));
+    return { tracks: tracks.map((t) => onTracks(t.track)), chunks: tracks.map((t) => t.chunks.map(onChunks)) };
+  };
+}
+
+/** The layer vectors worth re-ranking: the best of the table and the best that fits nothing. */
+export function layerSpaces(head: Head): { name: string; space: Space }[] {
+  return [
+    { name: 'the pooling layer batch-normalised, catalog mean removed (1506-d)', space: space(poolingCentred(head)) },
+    { name: 'the pooling layer batch-normalised without its shift (1506-d)', space: space(poolingUnshifted(head)) },
+  ];
+}
+
 export interface LayerMethod {
   name: string;
   dim: number;
@@ -124,7 +150,8 @@ export function layerMethods(head: Head): LayerMethod[] {
     { name: "dense layer after its ReLU, mean of patches (musicnn's 'penultimate')", dim: 200, method: raw(reluDense) },
     { name: 'dense layer after its ReLU, standardised', dim: 200, method: standardised(reluDense) },
     { name: "pooling layer batch-normalised (the dense layer's input), cosine", dim: 1506, method: raw((x) => pooledNormalised(head, x)) },
-    { name: 'pooling layer batch-normalised, mean removed', dim: 1506, method: centred((x) => pooledNormalised(head, x)) },
+    { name: 'pooling layer batch-normalised, mean removed', dim: 1506, method: poolingCentred(head) },
+    { name: "pooling layer batch-normalised without its shift (the training set's mean removed), cosine", dim: 1506, method: poolingUnshifted(head) },
     { name: 'pooling layer (time max + mean), mean removed', dim: 1506, method: centred(pool()) },
     { name: 'pooling layer (time max + mean), standardised', dim: 1506, method: standardised(pool()) },
     { name: 'time mean, standardised', dim: 753, method: standardised(features([MEAN])) },
@@ -158,26 +185,14 @@ export function evaluateLayers(tracks: CachedTrack[], methods: LayerMethod[]): L
   return rows.map((r, i) => ({ ...r, dim: methods[i]!.dim }));
 }
 
-/** The mean per-query difference a - b and its standard error (the queries are the same: a paired comparison). */
-function paired(a: number[], b: number[]): { diff: number; se: number } {
-  const d = a.map((x, i) => x - b[i]!);
-  const m = d.reduce((s, x) => s + x, 0) / d.length;
-  const v = d.reduce((s, x) => s + (x - m) ** 2, 0) / (d.length - 1);
-  return { diff: m, se: Math.sqrt(v / d.length) };
-}
-
 export function printLayers(rows: LayerRow[], check: number): void {
   const plain = rows[0]!;
-  const vs = (a: number[], b: number[]) => {
-    const { diff, se } = paired(a, b);
-    return `${diff >= 0 ? '+' : ''}${diff.toFixed(3)} ± ${se.toFixed(3)}`;
-  };
   console.log(`\nVectors from MusiCNN's other layers (the cached 200-d vectors agree with the dense layer of the cached pooling statistics to ${check.toExponential(1)}); vs plain: mean per-query difference ± its paired standard error:\n`);
   console.log('| vectors | dim | whole track | vs plain | 10 s chunk -> closest chunk | vs plain | whole track: chunk mean+std | 10 s chunk -> track vector | 10 s chunk -> 3 closest chunks |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     console.log(
-      `| ${r.method} | ${r.dim} | ${r.whole.toFixed(3)} | ${vs(r.byQuery.whole, plain.byQuery.whole)} | ${r.chunkToChunks.toFixed(3)} | ${vs(r.byQuery.chunkToChunks, plain.byQuery.chunkToChunks)} | ${[r.wholePooled, r.chunkToTrack, r.chunkToTop3].map((x) => x.toFixed(3)).join(' | ')} |`,
+      `| ${r.method} | ${r.dim} | ${r.whole.toFixed(3)} | ${pairedText(r.byQuery.whole, plain.byQuery.whole)} | ${r.chunkToChunks.toFixed(3)} | ${pairedText(r.byQuery.chunkToChunks, plain.byQuery.chunkToChunks)} | ${[r.wholePooled, r.chunkToTrack, r.chunkToTop3].map((x) => x.toFixed(3)).join(' | ')} |`,
     );
   }
 }

@@ -19,9 +19,9 @@ import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
 import { fetchCorpus, pool, rng, SPLIT_SEED } from '../test/corpus.js';
 import { computeCached, readCached, type CachedTrack } from './vibe-cache.js';
 import { evaluate, printEvaluation, randomRow } from './vibe-eval.js';
-import { checkDenseLayer, evaluateLayers, layerCost, layerMethods, printLayers, readHead } from './vibe-layers.js';
+import { checkDenseLayer, evaluateLayers, layerCost, layerMethods, layerSpaces, printLayers, readHead } from './vibe-layers.js';
 import { latency } from './vibe-latency.js';
-import { evaluateReranking, printReranking } from './vibe-rerank.js';
+import { evaluateReranking, printReranking, QE_SWEEP } from './vibe-rerank.js';
 
 const { values } = parseArgs({
   options: { 'embed-only': { type: 'boolean', default: false }, 'cached-only': { type: 'boolean', default: false }, 'precision-only': { type: 'boolean', default: false }, 'latency-runs': { type: 'string', default: '60' } },
@@ -68,9 +68,11 @@ if (computedSeconds > 0) {
 }
 if (!values['embed-only']) {
   printEvaluation([randomRow(cached), ...evaluate(cached)]);
-  printReranking(evaluateReranking(cached));
+  const plainReranked = evaluateReranking(cached);
+  printReranking('on the plain vectors', plainReranked);
   const head = readHead(config.musicnnH5!);
   printLayers(evaluateLayers(cached, layerMethods(head)), checkDenseLayer(head, cached));
+  for (const { name, space } of layerSpaces(head)) printReranking(`on ${name}`, evaluateReranking(cached, space, QE_SWEEP), plainReranked[0]);
   if (!values['precision-only']) {
     const plain = await open(false);
     const clip = (await decodeFile(corpus[0]!.file, { ffmpegPath: config.ffmpegPath, maxSeconds: 60 })).slice(30 * SAMPLE_RATE, 60 * SAMPLE_RATE);
