@@ -1,6 +1,7 @@
 // Live-listening benchmark
 // (npm run bench:stream [-- --levels 50,100,150,200] [-- --phases answers,capacity] [-- --catalog server]
-// [-- --data-dir DIR: keep the ingested catalog there for the next run]).
+// [-- --data-dir DIR: keep the ingested catalog there for the next run] [-- --mode both]
+// [-- --catalog-tracks N: only the first N tracks of the catalog]).
 // The catalog is the full shared corpus minus the 30 tracks the accuracy bench keeps out. Listeners
 // stream 12 s excerpts as WebM/Opus at real-time pace, in 250 ms slices as MediaRecorder sends them.
 //  1. Answers: every degradation of the accuracy bench, 30 excerpts each, plus 40 excerpts of
@@ -9,6 +10,9 @@
 //  2. Capacity: N listeners at once for N in --levels: result lag (from sending the chunk whose
 //     audio completed the decision to receiving the result), the server's event-loop delay, and
 //     its CPU and memory per session (child processes included; live sessions start none).
+//     With --mode both the sessions run the vibe lane too (the served catalog is embedded with
+//     the configured model, MusiCNN by default), and the lag of its window results is reported
+//     apart: a window's result lags from the chunk that completed the window's audio.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -30,8 +34,14 @@ const { values } = parseArgs({
     levels: { type: 'string', default: '50,100,150,200' },
     excerpts: { type: 'string', default: '30' },
     phases: { type: 'string', default: 'answers,capacity' },
+    mode: { type: 'string', default: 'exact' },
+    'catalog-tracks': { type: 'string' },
   },
 });
+if (values.mode !== 'exact' && values.mode !== 'both') throw new Error('--mode is exact or both');
+const mode = values.mode;
+// The served catalog embeds its tracks only when a vibe model is configured.
+if (mode === 'both') process.env.AUDIO_IDENT_VIBE_MODEL ??= 'musicnn';
 const phases = new Set(values.phases!.split(','));
 const CLIP_S = 12;
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
@@ -80,10 +90,10 @@ async function audioAfterChunks(audio: Buffer): Promise<number[]> {
   return out;
 }
 
-/** Lag of each result: receive time minus the send time of the chunk that completed its audio. */
-function lags(r: ListenResult, audioAfter: number[]): number[] {
+/** Lag of each result of a lane: receive time minus the send time of the chunk that completed its audio. */
+function lags(r: ListenResult, audioAfter: number[], lane: 'exact' | 'vibe'): number[] {
   return r.received
-    .filter((x) => x.msg.type === 'result' || x.msg.type === 'no_match')
+    .filter((x) => (x.msg.type === 'result' && x.msg.lane === lane) || (lane === 'exact' && x.msg.type === 'no_match'))
     .map((x) => {
       const heard = x.msg.heard_seconds as number;
       const k = audioAfter.findIndex((s) => s >= heard - 0.005);
@@ -93,7 +103,9 @@ function lags(r: ListenResult, audioAfter: number[]): number[] {
 }
 
 async function main() {
-  const { catalog, keptOut } = keepOut(await fetchCorpus('full'), KEPT_OUT, rng(SPLIT_SEED));
+  const split = keepOut(await fetchCorpus('full'), KEPT_OUT, rng(SPLIT_SEED));
+  const keptOut = split.keptOut;
+  const catalog = values['catalog-tracks'] ? split.catalog.slice(0, Number(values['catalog-tracks'])) : split.catalog;
   const served = await serveCorpus(values.catalog!, catalog, values['data-dir']);
   try {
     const wsUrl = `${served.url.replace('http', 'ws')}/api/v1/listen`;
@@ -121,11 +133,11 @@ async function main() {
     const outcome = new Map<Query, ListenResult>();
     let done = 0;
     await pool(phases.has('answers') ? queries : [], 30, async (q) => {
-      outcome.set(q, await listen(wsUrl, { start: { type: 'start', format: 'webm-opus' }, audio: await readFile(q.file), seconds: CLIP_S }));
+      outcome.set(q, await listen(wsUrl, { start: { type: 'start', format: 'webm-opus', mode }, audio: await readFile(q.file), seconds: CLIP_S }));
       if (++done % 30 === 0) console.error(`sessions ${done}/${queries.length}`);
     });
     const lines = [
-      `Catalog: ${catalog.length} tracks (${values.catalog} PostgreSQL); ${CLIP_S} s excerpts streamed as WebM/Opus 32 kbit/s in 250 ms slices at real-time pace; 30 listeners at a time.`,
+      `Catalog: ${catalog.length} tracks (${values.catalog} PostgreSQL); sessions in mode ${mode}; ${CLIP_S} s excerpts streamed as WebM/Opus 32 kbit/s in 250 ms slices at real-time pace; 30 listeners at a time.`,
       '',
       '| condition | answered right (final) | first right answer: median / p90 s of audio | right final: median / p90 s | wrong finals |',
       '|---|---|---|---|---|',
@@ -136,7 +148,7 @@ async function main() {
       const final: number[] = [];
       let wrong = 0;
       for (const q of qs) {
-        const rs = results(outcome.get(q)!);
+        const rs = results(outcome.get(q)!).filter((x) => x.lane === 'exact');
         const right = (x: (typeof rs)[number]) => q.truth !== null && x.matches[0]?.track.file_name === q.truth.name && Math.abs(x.matches[0]!.offset_seconds - q.start) <= 1;
         const f = rs.find(right);
         if (f) first.push(f.heard_seconds);
@@ -150,7 +162,8 @@ async function main() {
 
     // 2. Capacity.
     const pid = served.server.pid!;
-    lines.push('', '| listeners at once | sessions ended normally | result lag p50 / p95 / p99 ms | event-loop delay p50 / p99 / max ms | server CPU per listener (share of a core at real time) | server memory per session |', '|---|---|---|---|---|---|');
+    const vibeColumn = mode === 'both' ? ' vibe window results per session / lag p50 / p95 ms |' : '';
+    lines.push('', `| listeners at once | sessions ended normally | result lag p50 / p95 / p99 ms |${vibeColumn} event-loop delay p50 / p99 / max ms | server CPU per listener (share of a core at real time) | server memory per session |`, `|---|---|---|${mode === 'both' ? '---|' : ''}---|---|---|`);
     const mixed = queries.filter((q) => q.truth);
     const payloads = await Promise.all(mixed.map((q) => readFile(q.file)));
     const audioAfter = await Promise.all(payloads.map(audioAfterChunks));
@@ -166,19 +179,21 @@ async function main() {
       const runs = await Promise.all(
         Array.from({ length: level }, async (_, i) => {
           await new Promise((res) => setTimeout(res, (2000 * i) / level)); // staggered over 2 s
-          return listen(wsUrl, { start: { type: 'start', format: 'webm-opus' }, audio: payloads[i % payloads.length]!, seconds: CLIP_S });
+          return listen(wsUrl, { start: { type: 'start', format: 'webm-opus', mode }, audio: payloads[i % payloads.length]!, seconds: CLIP_S });
         }),
       );
       clearInterval(sampler);
       clearTimeout(probe);
       const after = serverUsage(pid);
-      const all = runs.flatMap((x, i) => lags(x, audioAfter[i % payloads.length]!));
+      const all = runs.flatMap((x, i) => lags(x, audioAfter[i % payloads.length]!, 'exact'));
+      const vibe = runs.flatMap((x, i) => lags(x, audioAfter[i % payloads.length]!, 'vibe'));
+      const vibeCell = mode === 'both' ? ` ${fmt(vibe.length / level, 1)} / ${fmt(quantile(vibe, 0.5), 0)} / ${fmt(quantile(vibe, 0.95), 0)} |` : '';
       const ok = runs.filter((x) => x.code === 1000).length;
       // CPU over the audio streamed, not over the wall time: a server that falls behind on a shared
       // machine stretches the wall time, not the work.
       const cpuShare = (after.cpu - before.cpu) / (level * CLIP_S);
       lines.push(
-        `| ${level} | ${ok}/${level} | ${fmt(quantile(all, 0.5), 0)} / ${fmt(quantile(all, 0.95), 0)} / ${fmt(quantile(all, 0.99), 0)} | ${fmt((loop.audio_ident_event_loop_delay_p50_seconds ?? NaN) * 1000, 0)} / ${fmt((loop.audio_ident_event_loop_delay_p99_seconds ?? NaN) * 1000, 0)} / ${fmt((loop.audio_ident_event_loop_delay_max_seconds ?? NaN) * 1000, 0)} | ${fmt(cpuShare * 100, 2)}% of a core | ${fmt((peakRss - before.rssMb) / level, 1)} MB |`,
+        `| ${level} | ${ok}/${level} | ${fmt(quantile(all, 0.5), 0)} / ${fmt(quantile(all, 0.95), 0)} / ${fmt(quantile(all, 0.99), 0)} |${vibeCell} ${fmt((loop.audio_ident_event_loop_delay_p50_seconds ?? NaN) * 1000, 0)} / ${fmt((loop.audio_ident_event_loop_delay_p99_seconds ?? NaN) * 1000, 0)} / ${fmt((loop.audio_ident_event_loop_delay_max_seconds ?? NaN) * 1000, 0)} | ${fmt(cpuShare * 100, 2)}% of a core | ${fmt((peakRss - before.rssMb) / level, 1)} MB |`,
       );
       console.error(lines.at(-1));
       await new Promise((res) => setTimeout(res, 3000));

@@ -72,6 +72,7 @@ export function listen(url: string, o: StreamOptions): Promise<ListenResult> {
 }
 
 export const results = (r: ListenResult) => r.received.map((x) => x.msg).filter((m) => m.type === 'result') as unknown as {
+  lane: 'exact' | 'vibe';
   status: 'provisional' | 'final';
   heard_seconds: number;
   changed_at_seconds?: number;
