@@ -163,7 +163,7 @@ async function main() {
     // 2. Capacity.
     const pid = served.server.pid!;
     const vibeColumn = mode === 'both' ? ' vibe window results per session / lag p50 / p95 ms |' : '';
-    lines.push('', `| listeners at once | sessions ended normally | result lag p50 / p95 / p99 ms |${vibeColumn} event-loop delay p50 / p99 / max ms | server CPU per listener (share of a core at real time) | server memory per session |`, `|---|---|---|${mode === 'both' ? '---|' : ''}---|---|---|`);
+    lines.push('', `| listeners at once | sessions ended normally | result lag p50 / p95 / p99 ms |${vibeColumn} event-loop delay p50 / p99 / max ms | server CPU per listener (share of a core at real time) | server memory per session |`, `|---|---|---|${vibeColumn ? '---|' : ''}---|---|---|`);
     const mixed = queries.filter((q) => q.truth);
     const payloads = await Promise.all(mixed.map((q) => readFile(q.file)));
     const audioAfter = await Promise.all(payloads.map(audioAfterChunks));

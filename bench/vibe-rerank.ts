@@ -1,5 +1,6 @@
 // Neighbourhood re-ranking measured by bench:vibe, on the plain unit vectors the store holds and
-// on another vector space (vibe-layers.ts gives the best layer vector's): methods that use the catalog's own structure, never its labels (labels only score).
+// on other vector spaces (vibe-layers.ts gives the pooling layer's): methods that use the
+// catalog's own structure, never its labels (labels only score).
 // - average query expansion (alpha-QE): rank, then rank again with the query plus its k nearest
 //   catalog hits, each weighted by max(similarity, 0)^alpha;
 // - database-side augmentation (DBA): every catalog vector replaced by itself plus its k nearest
