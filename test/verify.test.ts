@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
-import { fingerprint, FingerprintStream, PROFILES } from '../src/pipeline/fingerprint.js';
-import { MIN_VERIFIED_FRAMES, QuerySketch } from '../src/pipeline/verify.js';
+import { FingerprintIndex } from '../src/pipeline/fingerprint-index.js';
+import { FRAME_SECONDS, fingerprint, FingerprintStream, PROFILES } from '../src/pipeline/fingerprint.js';
+import type { Candidate, Placement } from '../src/pipeline/matcher.js';
+import { DataStore } from '../src/pipeline/store.js';
+import { MIN_VERIFIED_FRAMES, QuerySketch, verify } from '../src/pipeline/verify.js';
 import { fetchCorpus } from './corpus.js';
 
 const HOP = PROFILES.query.hop;
@@ -50,4 +56,46 @@ test('verification needs 1.5 s of frames, and a live session compares only the f
   q.dropBefore(other + 2);
   const kept = q.bitErrorRate(catalog, offset - other)!;
   assert.ok(mixed > 0.25 && kept < 0.15, `with the other passage ${mixed}, without ${kept}`);
+});
+
+test('a match is placed where the sketch agrees clearly best of the offsets its track aligned at', async () => {
+  const [a, b] = await tracks();
+  const passage = a!.subarray(20 * SAMPLE_RATE, 25 * SAMPLE_RATE);
+  // A track that plays the passage, then other music, then the passage again: with another
+  // track mixed in (a variation, as a loop arranged anew), or with a trace of it (a copy that
+  // agrees a little less than the first, by about as much as noise makes two copies differ).
+  const track = (again: Float32Array) => {
+    const t = new Float32Array(passage.length * 3);
+    t.set(passage, 0);
+    t.set(b!.subarray(0, passage.length), passage.length);
+    t.set(again, 2 * passage.length);
+    return t;
+  };
+  const mixed = (gain: number) => passage.map((x, i) => x + gain * b!.subarray(30 * SAMPLE_RATE)[i]!);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'audio-ident-verify-'));
+  const store = DataStore.open(dir);
+  try {
+    const index = new FingerprintIndex(store);
+    store.transaction(() => index.add([{ track: 1, fp: fingerprint(track(mixed(1)), 'index') }, { track: 2, fp: fingerprint(track(mixed(0.05)), 'index') }]));
+    const q = querySketch(passage);
+    const at = (frames: number, alignedHashes: number): Placement => ({ fpId: 0, offsetFrames: frames, offsetSeconds: frames * FRAME_SECONDS, alignedHashes, startFrame: 0 });
+    const later = Math.round((2 * passage.length) / PROFILES.index.hop);
+    const candidate = (fpId: number): Candidate => ({ ...at(later, 40), fpId, elsewhere: [{ ...at(0, 30), fpId }] });
+    // Loose enough for the variation to verify: the test is where the match is placed.
+    const acc = { minAligned: 5, maxBitErrorRate: 0.45 };
+
+    const [moved] = verify([candidate(1)], q, index, acc);
+    assert.ok(moved, 'the variation verifies');
+    assert.equal(moved.offsetFrames, 0, 'placed at the passage itself');
+    assert.equal(moved.alignedHashes, 40, "the evidence stays the most aligned offset's");
+    assert.ok(q.bitErrorRate(index.sketch(1)!, 0)! < moved.bitErrorRate - 0.05);
+
+    const copy = index.sketch(2)!;
+    assert.ok(q.bitErrorRate(copy, 0)! < q.bitErrorRate(copy, later)!, 'the first copy agrees better');
+    const [kept] = verify([candidate(2)], q, index, acc);
+    assert.equal(kept?.offsetFrames, later, 'a copy that agrees about as well does not take the place of the most aligned one');
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -28,6 +28,8 @@ const LAYOUT = 'gen1+sketch16';
 const TIME_BITS = 32 - KEY_LOW_BITS;
 const TIME_MASK = 2 ** TIME_BITS - 1;
 const POSTING_BYTES = 8;
+/** A query's hashes are sorted as bucket * QUERY_SLOTS + index: far more than a 30 s clip has. */
+const QUERY_SLOTS = 2 ** 24;
 /**
  * A bucket with more postings is a common sound (a low tone, a drum hit) that says little about
  * which track plays, while such buckets supplied most of a query's postings and a third of the
@@ -213,11 +215,21 @@ export class FingerprintIndex {
     let n = 0;
     const lowMask = (1 << KEY_LOW_BITS) - 1;
     const bases = this.generations().map((g) => g.id * BUCKETS);
-    for (let j = 0; j < q.hashes.length; j++) {
-      const h = q.hashes[j]!;
-      const qt = q.times[j]!;
-      const low = h & lowMask;
-      const bucket = h >>> KEY_LOW_BITS;
+    // A query's hashes fall in about half as many buckets (both phases of a frame often give the
+    // same pair): hashes are visited by bucket, so that one read and one scan serve them all.
+    // Postings come out in bucket order, not time order.
+    const keys = new Float64Array(q.hashes.length);
+    for (let j = 0; j < keys.length; j++) keys[j] = (q.hashes[j]! >>> KEY_LOW_BITS) * QUERY_SLOTS + j;
+    keys.sort();
+    const order = new Int32Array(keys.length);
+    for (let k = 0; k < keys.length; k++) order[k] = keys[k]! % QUERY_SLOTS;
+    for (let g = 0; g < order.length; ) {
+      const bucket = q.hashes[order[g]!]! >>> KEY_LOW_BITS;
+      let lows = 0; // bit l set: some hash of the group has low bits l
+      let end = g;
+      while (end < order.length && q.hashes[order[end]!]! >>> KEY_LOW_BITS === bucket) lows |= 1 << (q.hashes[order[end++]!]! & lowMask);
+      const first = g;
+      g = end;
       if (bases.length > 1) {
         // The buffer of getBinaryFast is reused by the next get: sizes first, postings after.
         let bytes = 0;
@@ -232,19 +244,26 @@ export class FingerprintIndex {
         if (!buf || isCommon(buf)) continue;
         for (let o = 0; o < buf.length; o += POSTING_BYTES) {
           const w1 = buf.readUInt32LE(o + 4);
-          if (w1 >>> TIME_BITS !== low) continue;
-          if (n === cap) {
-            cap *= 2;
-            track = grow(track, cap);
-            offset = grow(offset, cap);
-            queryTime = grow(queryTime, cap);
-            hash = grow(hash, cap);
+          const low = w1 >>> TIME_BITS;
+          if (!((lows >>> low) & 1)) continue;
+          for (let k = first; k < end; k++) {
+            const j = order[k]!;
+            const h = q.hashes[j]!;
+            if ((h & lowMask) !== low) continue;
+            if (n === cap) {
+              cap *= 2;
+              track = grow(track, cap);
+              offset = grow(offset, cap);
+              queryTime = grow(queryTime, cap);
+              hash = grow(hash, cap);
+            }
+            const qt = q.times[j]!;
+            track[n] = buf.readUInt32LE(o);
+            offset[n] = (w1 & TIME_MASK) - qt;
+            queryTime[n] = qt;
+            hash[n] = h;
+            n++;
           }
-          track[n] = buf.readUInt32LE(o);
-          offset[n] = (w1 & TIME_MASK) - qt;
-          queryTime[n] = qt;
-          hash[n] = h;
-          n++;
         }
       }
     }

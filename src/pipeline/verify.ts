@@ -7,7 +7,7 @@
 // naming a wrong track there: 0.406), while accepting up to 0.38 (matcher.ts) answers nine in
 // ten clips in white noise at 0 dB SNR.
 import type { FingerprintIndex } from './fingerprint-index.js';
-import type { Acceptance, Candidate, Match } from './matcher.js';
+import type { Acceptance, Candidate, Match, Placement } from './matcher.js';
 
 /** Fewer frames compared than this (1.5 s) verify nothing: too few bits to tell. */
 export const MIN_VERIFIED_FRAMES = 47;
@@ -94,25 +94,45 @@ export class QuerySketch {
  * A candidate with its sketch's bit error rate at its offset, as a match (whether or not it is
  * accepted), or undefined when fewer than `minFrames` frames can be compared.
  */
-export function score(c: Candidate, q: QuerySketch, index: FingerprintIndex, acc: Acceptance, minFrames = MIN_VERIFIED_FRAMES): Match | undefined {
+export function score(c: Placement, q: QuerySketch, index: FingerprintIndex, acc: Acceptance, minFrames = MIN_VERIFIED_FRAMES): Match | undefined {
   const words = index.sketch(c.fpId);
   const rate = words && q.bitErrorRate(words, c.offsetFrames, minFrames);
   if (rate === undefined) return undefined;
-  return { ...c, bitErrorRate: rate, confidence: Math.max(0, 1 - (0.5 * rate) / acc.maxBitErrorRate) };
+  const { fpId, offsetFrames, offsetSeconds, alignedHashes, startFrame } = c;
+  return { fpId, offsetFrames, offsetSeconds, alignedHashes, startFrame, bitErrorRate: rate, confidence: Math.max(0, 1 - (0.5 * rate) / acc.maxBitErrorRate) };
 }
 
 /**
  * The candidates that verify, as matches, most aligned first. The strongest candidate must be one
  * of them: when the most aligned hashes point to related music, nothing is answered rather than a
  * weaker candidate (seen on the accuracy bench: a reverberant clip whose own track failed, while
- * a track sharing its theme verified).
+ * a track sharing its theme verified). Whether a track is accepted is decided at its most
+ * aligned offset (trying more offsets would give a wrong track more chances); its match is then
+ * placed at the offset, of those it aligned at, whose sketch agrees best.
  */
 export function verify(cands: Candidate[], q: QuerySketch, index: FingerprintIndex, acc: Acceptance): Match[] {
   const out: Match[] = [];
   for (const c of cands) {
     const m = score(c, q, index, acc);
-    if (m && m.bitErrorRate <= acc.maxBitErrorRate && m.alignedHashes >= acc.minAligned) out.push(m);
+    if (m && m.bitErrorRate <= acc.maxBitErrorRate && m.alignedHashes >= acc.minAligned) out.push(placed(m, c.elsewhere, q, index, acc));
     else if (out.length === 0) return [];
   }
   return out;
+}
+
+/**
+ * Another offset must agree better by this much: two copies of a loop differ by about as much in
+ * bit error rate from noise alone, and a live session's position would flip between them.
+ */
+const PLACEMENT_MARGIN = 0.02;
+
+/** The match moved to that offset; its evidence (aligned hashes, bit error rate) stays the decision's. */
+function placed(m: Match, elsewhere: Placement[], q: QuerySketch, index: FingerprintIndex, acc: Acceptance): Match {
+  let at: Placement = m;
+  let rate = m.bitErrorRate - PLACEMENT_MARGIN;
+  for (const p of elsewhere) {
+    const s = score(p, q, index, acc);
+    if (s && s.bitErrorRate < rate) [at, rate] = [p, s.bitErrorRate];
+  }
+  return { ...m, offsetFrames: at.offsetFrames, offsetSeconds: at.offsetSeconds, startFrame: at.startFrame };
 }

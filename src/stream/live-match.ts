@@ -21,6 +21,12 @@ const EVAL_EVERY_SECONDS = 0.25;
 const POSITION_EVERY_SECONDS = 1;
 /** The leader must have this many times the runner-up's aligned hashes. */
 const LEAD = 2;
+/**
+ * A provisional answer may rest on a few frames of sketch, too few bits to tell related music
+ * from the recording: until the sketch is compared over as many frames as verification asks, it
+ * needs more aligned hashes than a verified answer does.
+ */
+const PROVISIONAL_MIN_ALIGNED = 8;
 
 export interface LiveMatchOptions {
   format: Start['format'];
@@ -159,7 +165,7 @@ export class LiveMatch {
         this.lastPosition = now;
         out.push({ status: 'final', matches: this.placed(accepted), heardSeconds: now });
       }
-    } else if (holds && this.finalFor === undefined && this.provisionalFor !== lead.fpId && !ending) {
+    } else if (holds && this.finalFor === undefined && this.provisionalFor !== lead.fpId && !ending && (lead.alignedHashes >= PROVISIONAL_MIN_ALIGNED || score(top!, this.sketch, this.index, this.matcher))) {
       this.provisionalFor = lead.fpId;
       out.push({ status: 'provisional', matches: this.placed([lead]), heardSeconds: now });
     }
