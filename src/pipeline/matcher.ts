@@ -238,7 +238,9 @@ export class VoteTable {
       offsets.sort((a, b) => a - b);
       const median = offsets[offsets.length >> 1]!;
       const found = { fpId: c.track, offsetFrames: median, offsetSeconds: Math.max(0, median * FRAME_SECONDS), alignedHashes: nHashes, startFrame: Math.min(...anchors) };
-      perTrackFound.set(c.track, [...(perTrackFound.get(c.track) ?? []), found]);
+      const list = perTrackFound.get(c.track);
+      if (list) list.push(found);
+      else perTrackFound.set(c.track, [found]);
     });
     const out = [...perTrackFound.values()].map((found): Candidate => {
       found.sort((a, b) => b.alignedHashes - a.alignedHashes);

@@ -96,7 +96,12 @@ export class QuerySketch {
  */
 export function score(c: Placement, q: QuerySketch, index: FingerprintIndex, acc: Acceptance, minFrames = MIN_VERIFIED_FRAMES): Match | undefined {
   const words = index.sketch(c.fpId);
-  const rate = words && q.bitErrorRate(words, c.offsetFrames, minFrames);
+  return words && scoreAt(c, words, q, acc, minFrames);
+}
+
+/** score, given the track's sketch words. */
+function scoreAt(c: Placement, words: Uint16Array, q: QuerySketch, acc: Acceptance, minFrames = MIN_VERIFIED_FRAMES): Match | undefined {
+  const rate = q.bitErrorRate(words, c.offsetFrames, minFrames);
   if (rate === undefined) return undefined;
   const { fpId, offsetFrames, offsetSeconds, alignedHashes, startFrame } = c;
   return { fpId, offsetFrames, offsetSeconds, alignedHashes, startFrame, bitErrorRate: rate, confidence: Math.max(0, 1 - (0.5 * rate) / acc.maxBitErrorRate) };
@@ -113,8 +118,9 @@ export function score(c: Placement, q: QuerySketch, index: FingerprintIndex, acc
 export function verify(cands: Candidate[], q: QuerySketch, index: FingerprintIndex, acc: Acceptance): Match[] {
   const out: Match[] = [];
   for (const c of cands) {
-    const m = score(c, q, index, acc);
-    if (m && m.bitErrorRate <= acc.maxBitErrorRate && m.alignedHashes >= acc.minAligned) out.push(placed(m, c.elsewhere, q, index, acc));
+    const words = index.sketch(c.fpId);
+    const m = words && scoreAt(c, words, q, acc);
+    if (m && m.bitErrorRate <= acc.maxBitErrorRate && m.alignedHashes >= acc.minAligned) out.push(placed(m, c.elsewhere, words!, q));
     else if (out.length === 0) return [];
   }
   return out;
@@ -127,12 +133,12 @@ export function verify(cands: Candidate[], q: QuerySketch, index: FingerprintInd
 const PLACEMENT_MARGIN = 0.02;
 
 /** The match moved to that offset; its evidence (aligned hashes, bit error rate) stays the decision's. */
-function placed(m: Match, elsewhere: Placement[], q: QuerySketch, index: FingerprintIndex, acc: Acceptance): Match {
+function placed(m: Match, elsewhere: Placement[], words: Uint16Array, q: QuerySketch): Match {
   let at: Placement = m;
   let rate = m.bitErrorRate - PLACEMENT_MARGIN;
   for (const p of elsewhere) {
-    const s = score(p, q, index, acc);
-    if (s && s.bitErrorRate < rate) [at, rate] = [p, s.bitErrorRate];
+    const r = q.bitErrorRate(words, p.offsetFrames, MIN_VERIFIED_FRAMES);
+    if (r !== undefined && r < rate) [at, rate] = [p, r];
   }
   return { ...m, offsetFrames: at.offsetFrames, offsetSeconds: at.offsetSeconds, startFrame: at.startFrame };
 }
