@@ -131,9 +131,12 @@ function symmetricEigen(m: Float64Array, d: number): { values: Float64Array; vec
 export const vec = (x: Item) => x.vector;
 const tagLogits = (x: Item) => x.tags.map(logit);
 
+/** The plain 200-d embedding by cosine: what every figure is compared with. */
+export const PLAIN = 'plain mean of patches (cosine)';
+
 export const METHODS: [string, Method][] = [
   ['MFCC mean/std, standardised (baseline)', standardised((x) => x.mfcc)],
-  ['plain mean of patches (cosine)', raw(vec)],
+  [PLAIN, raw(vec)],
   ['mean removed (catalog mean)', centred(vec)],
   ['standardised (catalog mean and deviation)', standardised(vec)],
   ['tag probabilities', raw((x) => x.tags)],

@@ -17,7 +17,7 @@ import type { Embedder } from '../src/vibe/embedder.js';
 import { readKerasH5 } from '../src/vibe/keras-h5.js';
 import { median, pairedText } from './stats.js';
 import type { CachedItem, CachedTrack } from './vibe-cache.js';
-import { centred, concat, evaluate, raw, standardised, vec, type EvalRow, type Method } from './vibe-eval.js';
+import { centred, concat, evaluate, PLAIN, raw, standardised, vec, type EvalRow, type Method } from './vibe-eval.js';
 import type { Space } from './vibe-rerank.js';
 
 const FEATURES = 753;
@@ -113,6 +113,23 @@ export function checkDenseLayer(head: Head, tracks: CachedTrack[]): number {
   return worst;
 }
 
+/** The lane's vector (MUSICNN_MODEL): the pooling layer batch-normalised, as the lane's model outputs it. */
+export const laneVector = (head: Head) => (x: CachedItem) => Float32Array.from(pooledNormalised(head, x));
+
+/**
+ * The lane's model and the analysis model on one clip: the lane's vector must be laneVector of
+ * the analysis model's layer statistics (the batch norm is affine, so it commutes with the mean
+ * over patches). Returns the largest deviation relative to the largest component.
+ */
+export async function checkLaneVector(head: Head, lane: Embedder, layered: Embedder, clip: Float32Array): Promise<number> {
+  const [a, b] = [await lane.embedClip(clip), await layered.embedClip(clip)];
+  const ours = laneVector(head)({ vector: [...b.vector], tags: [...b.tags], mfcc: [], layers: b.layers! });
+  const scale = Math.max(...Array.from(a.vector, Math.abs));
+  const dev = Math.max(...Array.from(a.vector, (x, i) => Math.abs(x - ours[i]!))) / scale;
+  if (!(dev <= 1e-3)) throw new Error(`the lane's vectors are not the batch-normalised pooling statistics (relative deviation ${dev})`);
+  return dev;
+}
+
 /** The pooling layer as the dense layer sees it, catalog mean removed. */
 const poolingCentred = (head: Head): Method => centred((x) => pooledNormalised(head, x));
 /** The pooling layer batch-normalised without its learnt shift: a fixed map, fitted on nothing. */
@@ -145,7 +162,7 @@ export function layerMethods(head: Head): LayerMethod[] {
   const width = ([a, b]: Range) => b - a;
   const branchParts = Object.values(BRANCHES).map((r) => standardised(pool(r)));
   return [
-    { name: 'plain mean of patches (cosine) (in use)', dim: 200, method: raw(vec) },
+    { name: PLAIN, dim: 200, method: raw(vec) },
     { name: '200-d standardised (catalog mean and deviation)', dim: 200, method: standardised(vec) },
     { name: "dense layer after its ReLU, mean of patches (musicnn's 'penultimate')", dim: 200, method: raw(reluDense) },
     { name: 'dense layer after its ReLU, standardised', dim: 200, method: standardised(reluDense) },

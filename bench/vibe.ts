@@ -1,10 +1,11 @@
 // bench:vibe: how well the vibe lane finds tracks that sound alike, on the full shared corpus with
 // the Debian package a track comes from as its label (one game's soundtrack shares a style).
 // Same-package precision@10 for whole-track queries and for one 10 s chunk per track as the
-// query (the query's own track excluded), for ways of turning the model's outputs into vectors
-// and for vectors from the model's other layers (vibe-layers.ts), next to random ranking and an
-// MFCC mean/std baseline; then the extra cost of those layers' outputs, and the latency of vibe
-// searches for 10 s clips through the real store with the lane's own model.
+// query (the query's own track excluded): the lane as it runs (its vectors in the real store, its
+// own search: vibe-served.ts), next to random ranking, an MFCC mean/std baseline, the plain
+// 200-d embedding, other ways of turning it into vectors, vectors from the model's other layers
+// (vibe-layers.ts) and re-ranking; then the extra cost of those layers' outputs, and the latency
+// of vibe searches for 10 s clips through the real store with the lane's own model.
 //
 //   npm run bench:vibe [-- --embed-only | --cached-only] [-- --precision-only] [-- --latency-runs N]
 // --embed-only fills the cache; --cached-only evaluates the tracks cached so far (a partial run);
@@ -18,10 +19,11 @@ import { musicnnPatches } from '../src/vibe/inputs.js';
 import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
 import { fetchCorpus, pool, rng, SPLIT_SEED } from '../test/corpus.js';
 import { computeCached, readCached, type CachedTrack } from './vibe-cache.js';
-import { evaluate, printEvaluation, randomRow } from './vibe-eval.js';
-import { checkDenseLayer, evaluateLayers, layerCost, layerMethods, layerSpaces, printLayers, readHead } from './vibe-layers.js';
+import { evaluate, PLAIN, printEvaluation, randomRow } from './vibe-eval.js';
+import { checkDenseLayer, checkLaneVector, evaluateLayers, laneVector, layerCost, layerMethods, layerSpaces, printLayers, readHead } from './vibe-layers.js';
 import { latency } from './vibe-latency.js';
 import { evaluateReranking, printReranking, QE_SWEEP } from './vibe-rerank.js';
+import { evaluateServed, printServed, servedStore } from './vibe-served.js';
 
 const { values } = parseArgs({
   options: { 'embed-only': { type: 'boolean', default: false }, 'cached-only': { type: 'boolean', default: false }, 'precision-only': { type: 'boolean', default: false }, 'latency-runs': { type: 'string', default: '60' } },
@@ -67,18 +69,25 @@ if (computedSeconds > 0) {
   console.log(`embedding speed this run: ${(computedSeconds / (computedMs / 1000)).toFixed(1)}x real time per track in flight (${(computedSeconds / 3600).toFixed(2)} h embedded)`);
 }
 if (!values['embed-only']) {
-  printEvaluation([randomRow(cached), ...evaluate(cached)]);
+  const head = readHead(config.musicnnH5!);
+  const check = checkDenseLayer(head, cached);
+  const evaluation = evaluate(cached);
+  const lane = laneVector(head);
+  const served = await servedStore(cached, lane);
+  printServed(await evaluateServed(cached, served, lane), evaluation.find((r) => r.method === PLAIN)!, served);
+  printEvaluation([randomRow(cached), ...evaluation]);
   const plainReranked = evaluateReranking(cached);
   printReranking('on the plain vectors', plainReranked);
-  const head = readHead(config.musicnnH5!);
-  printLayers(evaluateLayers(cached, layerMethods(head)), checkDenseLayer(head, cached));
+  printLayers(evaluateLayers(cached, layerMethods(head)), check);
   for (const { name, space } of layerSpaces(head)) printReranking(`on ${name}`, evaluateReranking(cached, space, QE_SWEEP), plainReranked[0]);
   if (!values['precision-only']) {
     const plain = await open(false);
     const clip = (await decodeFile(corpus[0]!.file, { ffmpegPath: config.ffmpegPath, maxSeconds: 60 })).slice(30 * SAMPLE_RATE, 60 * SAMPLE_RATE);
+    console.log(`\nthe lane's model gives the batch-normalised pooling statistics of the analysis model to ${(await checkLaneVector(head, plain, embedder, clip)).toExponential(1)} of their scale`);
     await layerCost(plain, embedder, clip, musicnnPatches(clip).starts.length, 15);
-    await latency(plain, cached, Number(values['latency-runs']), config.ffmpegPath);
+    await latency(plain, served.store, Number(values['latency-runs']), config.ffmpegPath);
     await plain.close();
   }
+  await served.close();
 }
 await embedder.close();

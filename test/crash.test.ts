@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { Engine } from '../src/pipeline/engine.js';
+import { MUSICNN_MODEL } from '../src/vibe/models.js';
 import { rng } from './corpus.js';
 import { musicnnMissing } from './fixtures.js';
 import { cliEnv, smallCorpusSplit, tempDataDir, type Backend } from './fixtures.js';
@@ -115,7 +116,7 @@ test('killing ingest with the vibe lane on leaves no vectors without a track and
   try {
     assert.equal(await assertConsistent(engine, 'after the final vibe run'), files.length);
     const { tracks } = await engine.catalog.list();
-    assert.ok(tracks.every((t) => t.embedding_model === 'musicnn-msd'), 'every track embedded');
+    assert.ok(tracks.every((t) => t.embedding_model === MUSICNN_MODEL.id), 'every track embedded');
     assert.equal((await engine.vectors.count()).track, files.length);
   } finally {
     await engine.close();

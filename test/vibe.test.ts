@@ -14,6 +14,7 @@ import { isAppError } from '../src/errors.js';
 import { Engine } from '../src/pipeline/engine.js';
 import { DEFAULT_MATCHER } from '../src/pipeline/matcher.js';
 import { startServer, type RunningServer } from '../src/server/serve.js';
+import { MUSICNN_MODEL } from '../src/vibe/models.js';
 import { rebuildVibe } from '../src/vibe/rebuild.js';
 import { UsearchStore } from '../src/vibe/usearch-store.js';
 import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack } from './corpus.js';
@@ -74,13 +75,13 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
     assert.ok(Math.abs(count.chunk - expectedChunks) <= tracks.length, `chunks ${count.chunk}, about ${expectedChunks} expected`);
     const { tracks: rows } = await server.engine.catalog.list();
     for (const r of rows) {
-      assert.equal(r.embedding_model, 'musicnn-msd');
+      assert.equal(r.embedding_model, MUSICNN_MODEL.id);
       assert.equal(r.vibe_tags.length, 3);
       for (const tag of r.vibe_tags) assert.ok(server.engine.vibe!.embedder.model.tagNames.includes(tag), tag);
     }
     const health = (await (await fetch(url('/health'))).json()) as { status: string; checks: { vibe: string } };
     assert.equal(health.status, 'ok');
-    assert.equal(health.checks.vibe, `ok (musicnn-msd, usearch, ${tracks.length} tracks)`);
+    assert.equal(health.checks.vibe, `ok (${MUSICNN_MODEL.id}, usearch, ${tracks.length} tracks)`);
   });
 
   test('search mode=vibe: a 10 s clip of a catalog track finds that track first, in the contract shape', async () => {
@@ -96,7 +97,7 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
       assert.deepEqual(sims, [...sims].sort((a, b) => b - a), 'best first');
       for (const m of body.vibe_matches) {
         assert.ok(m.similarity >= 0 && m.similarity <= 1);
-        assert.equal(m.embedding_model, 'musicnn-msd');
+        assert.equal(m.embedding_model, MUSICNN_MODEL.id);
         assert.equal(m.tags.length, 3);
       }
       assert.ok(sims[0]! > 0.9, `a clip of the track itself: ${sims[0]}`);
@@ -190,7 +191,7 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
     const engine = await Engine.open(config, DEFAULT_MATCHER, { vibe: true });
     try {
       assert.deepEqual(await engine.vectors.count(), expected);
-      assert.deepEqual((await engine.vectors.space())?.id, 'musicnn-msd');
+      assert.deepEqual((await engine.vectors.space())?.id, MUSICNN_MODEL.id);
     } finally {
       await engine.close();
     }

@@ -11,8 +11,8 @@ import { windowStarts } from './inputs.js';
 import { prepareModel, type PreparedModel, type PrepareOptions } from './models.js';
 
 export interface EmbeddingModel {
-  id: string; // e.g. 'musicnn-msd' or 'clap-htsat-unfused'; stored with every vector
-  dim: number; // 200 for MusiCNN
+  id: string; // e.g. 'musicnn-msd-pool' or 'clap-htsat-unfused'; stored with every vector
+  dim: number; // 1506 for the lane's MusiCNN vector
   sampleRate: number; // PCM rate the embedder takes: 16000 for MusiCNN (same PCM as the fingerprints)
   tagNames: readonly string[]; // MusiCNN's 50 MSD tags in output order; [] for a model without tags
 }

@@ -22,7 +22,10 @@ export const MSD_TAGS = [
   'funk', 'electro', 'heavy metal', 'Progressive rock', '60s', 'rnb', 'indie pop', 'sad', 'House', 'happy',
 ] as const;
 
-export const MUSICNN_MODEL: EmbeddingModel = { id: 'musicnn-msd', dim: 200, sampleRate: MUSICNN_INPUT.sampleRate, tagNames: MSD_TAGS };
+/** The lane's MusiCNN vector: its batch-normalised pooling layer (the input of its embedding layer). */
+export const MUSICNN_MODEL: EmbeddingModel = { id: 'musicnn-msd-pool', dim: 1506, sampleRate: MUSICNN_INPUT.sampleRate, tagNames: MSD_TAGS };
+/** bench:vibe's analysis model: the 200-d embedding, with the layer statistics (see PrepareOptions). */
+export const MUSICNN_EMBEDDING_MODEL: EmbeddingModel = { ...MUSICNN_MODEL, id: 'musicnn-msd', dim: 200 };
 export const CLAP_MODEL: EmbeddingModel = { id: 'clap-htsat-unfused', dim: 512, sampleRate: CLAP_INPUT.sampleRate, tagNames: [] };
 
 export type ModelKind = 'musicnn' | 'clap';
@@ -39,10 +42,12 @@ export interface PreparedModel {
 
 export interface PrepareOptions {
   /**
-   * MusiCNN only: also output the time statistics (mean, deviation, maximum over a patch's
-   * frames) of the layer its temporal pooling reads, the front-end and mid-end features of every
-   * frame, then the embedding's dense layer after its ReLU (musicnn's own 'penultimate'
-   * feature); bench:vibe builds vectors from them. A separate model file, so the lane's stays as is.
+   * MusiCNN only, bench:vibe's analysis model: the 200-d embedding as the vector, and as extra
+   * outputs the time statistics (mean, deviation, maximum over a patch's frames) of the layer its
+   * temporal pooling reads, the front-end and mid-end features of every frame, then the
+   * embedding's dense layer after its ReLU (musicnn's own 'penultimate' feature). bench:vibe
+   * builds vectors from them, the lane's among them (its pooling layer is the time maximum and
+   * mean of those frames, and its batch norm is affine). A separate model file.
    */
   layerStatistics?: boolean;
 }
@@ -62,7 +67,7 @@ export async function prepareModel(config: Config, options: PrepareOptions = {})
   const layerStatistics = options.layerStatistics === true;
   return {
     kind: 'musicnn',
-    model: MUSICNN_MODEL,
+    model: layerStatistics ? MUSICNN_EMBEDDING_MODEL : MUSICNN_MODEL,
     onnxPath: await musicnnOnnx(h5, config.dataDir, { layerStatistics }),
     unitSeconds: MUSICNN_INPUT.patchSeconds,
     extraOutputs: layerStatistics ? layerStatisticsOutputs(readKerasH5(await readFile(h5)).layers) : [],
@@ -81,12 +86,12 @@ export async function musicnnOnnx(h5Path: string, dataDir: string, options: Prep
   const bytes = await readFile(h5Path);
   const sha = createHash('sha256').update(bytes).digest('hex');
   const dir = path.join(dataDir, 'models');
-  const out = path.join(dir, `musicnn-msd-${options.layerStatistics === true ? 'layer-stats-' : ''}${sha}.onnx`);
+  const out = path.join(dir, `${options.layerStatistics === true ? 'musicnn-msd-layer-stats' : MUSICNN_MODEL.id}-${sha}.onnx`);
   if (existsSync(out)) return out;
   const started = performance.now();
   const keras = readKerasH5(bytes);
   const onnx = kerasToOnnx(keras, {
-    embeddingLayer: penultimateDense(keras.layers),
+    embeddingLayer: options.layerStatistics === true ? penultimateDense(keras.layers) : poolingNormalised(keras.layers),
     timeStatistics: options.layerStatistics === true ? [poolingInput(keras.layers)] : [],
     layerOutputs: options.layerStatistics === true ? [penultimateDense(keras.layers)] : [],
   });
@@ -100,14 +105,23 @@ export async function musicnnOnnx(h5Path: string, dataDir: string, options: Prep
 }
 
 /**
- * The embedding is the 200-unit dense layer before its ReLU (the layer before the tag layer):
- * the output the MTG model zoo publishes as MusiCNN's embedding ('model/dense/BiasAdd' in
- * Essentia's extractor). Taken before the ReLU it keeps the negative half the ReLU would zero.
+ * MusiCNN's published embedding is the 200-unit dense layer before its ReLU (the layer before the
+ * tag layer; 'model/dense/BiasAdd' in Essentia's extractor). Taken before the ReLU it keeps the
+ * negative half the ReLU would zero.
  */
 function penultimateDense(layers: { className: string; name: string }[]): string {
   const dense = layers.filter((l) => l.className === 'Dense');
   const layer = dense.at(-2);
   if (!layer) throw new Error('the model has no dense layer before its output layer');
+  return layer.name;
+}
+
+/** The batch-normalised pooling layer: the embedding layer's input, dropout (the identity at inference) aside. */
+function poolingNormalised(layers: KerasLayer[]): string {
+  let name = layers.find((l) => l.name === penultimateDense(layers))!.inbound[0];
+  for (let l = layers.find((x) => x.name === name); l?.className === 'Dropout'; l = layers.find((x) => x.name === name)) name = l.inbound[0];
+  const layer = layers.find((l) => l.name === name);
+  if (layer?.className !== 'BatchNormalization') throw new Error(`the embedding layer reads ${name ?? 'nothing'}, not a batch normalisation of the pooling layer`);
   return layer.name;
 }
 

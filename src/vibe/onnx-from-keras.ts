@@ -18,7 +18,7 @@ interface Value {
 }
 
 export interface ConvertOptions {
-  /** A Dense layer whose output before its activation becomes the extra output 'embedding'. */
+  /** A layer whose output becomes the extra output 'embedding': before its activation where it has one. */
   embeddingLayer?: string;
   /**
    * Layers with a time axis (Keras axis 1) whose outputs become the extra outputs
@@ -58,10 +58,11 @@ export function kerasToOnnx(model: KerasModel, options: ConvertOptions = {}): Ui
       if (layer.name === options.embeddingLayer) outputs.push({ name: 'embedding', value: pre });
     });
     values.set(layer.name, out);
+    if (layer.name === options.embeddingLayer && !outputs.some((o) => o.name === 'embedding')) outputs.push({ name: 'embedding', value: out });
     if (options.timeStatistics?.includes(layer.name)) outputs.push({ name: timeStatsOutput(layer.name), value: timeStatistics(g, out) });
     if (options.layerOutputs?.includes(layer.name)) outputs.push({ name: layerOutput(layer.name), value: flattened(g, out) });
   }
-  if (options.embeddingLayer !== undefined && !outputs.some((o) => o.name === 'embedding')) throw new Error(`no Dense layer ${options.embeddingLayer} in the model`);
+  if (options.embeddingLayer !== undefined && !outputs.some((o) => o.name === 'embedding')) throw new Error(`no layer ${options.embeddingLayer} in the model`);
   const asked = [...(options.timeStatistics ?? []).map(timeStatsOutput), ...(options.layerOutputs ?? []).map(layerOutput)];
   for (const name of asked) if (!outputs.some((o) => o.name === name)) throw new Error(`no layer for the output ${name} in the model`);
   outputs.push({ name: 'output', value: values.get(model.outputs[0]!)! });

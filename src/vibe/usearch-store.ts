@@ -1,21 +1,25 @@
 // The embedded vector store: two usearch HNSW indexes (track vectors, chunk vectors; f16, cosine)
 // under DATA/vibe, memory-mapped read-only on start. The payload of a vector lives in its key
-// (vector-store.ts); a sidecar lists the keys, since usearch cannot enumerate them and deletion
-// and the orphan sweep need them.
+// (vector-store.ts). The indexes hold the vectors less their kind's centre (centre.ts); the
+// vectors as given are kept beside them, since re-centring rebuilds an index from them and a
+// hit's vector (for query expansion) is read from them, and their keys too, since usearch cannot
+// enumerate its keys and deletion and the orphan sweep need them.
 //
-// Crash safety: a write produces a new generation of all three files (tracks-G.usearch,
-// chunks-G.usearch, keys-G.bin), syncs them, then replaces manifest.json (model, dimension,
-// generation) by rename. The manifest is the commit point: a crash before it leaves the old
-// generation in force and stray files that the next write removes. Writers of several processes
-// (a CLI ingest beside a server on one PostgreSQL) take turns through a lock file; readers notice
-// a newer generation by the manifest and map it.
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+// Crash safety: a write produces a new generation of all the files (tracks-G.usearch,
+// chunks-G.usearch, keys-G.bin, vectors-G.bin, centres-G.bin), syncs them, then replaces
+// manifest.json (model, dimension, generation) by rename. The manifest is the commit point: a
+// crash before it leaves the old generation in force and stray files that the next write
+// removes. Writers of several processes (a CLI ingest beside a server on one PostgreSQL) take
+// turns through a lock file; readers notice a newer generation by the manifest and map it.
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import usearch, { type Index } from 'usearch';
 import { AppError } from '../errors.js';
 import { isAlive } from '../process.js';
-import { assertSpace, parseKey, pointKey, type VectorHit, type VectorKind, type VectorPoint, type VectorSpace, type VectorStore } from './vector-store.js';
+import { centreFor, centredUnit, momentsOf, unit } from './centre.js';
+import { assertSpace, parseKey, pointKey, type Found, type Query, type VectorHit, type VectorKind, type VectorPoint, type VectorSpace, type VectorStore } from './vector-store.js';
 
 const KINDS: readonly VectorKind[] = ['track', 'chunk'];
 const MANIFEST = 'manifest.json';
@@ -28,15 +32,23 @@ interface Manifest {
   space?: VectorSpace;
 }
 
-interface Loaded {
-  generation: number;
+type Vectors = Record<VectorKind, Map<number, Float32Array>>;
+
+/** What a write decides: the vectors as given, by kind and key. The indexes follow from them. */
+interface Contents {
   space: VectorSpace | undefined;
-  indexes: Record<VectorKind, Index> | undefined;
-  /** Keys per track. */
-  keys: Map<number, number[]>;
+  vectors: Vectors;
+}
+
+interface Loaded extends Contents {
+  generation: number;
+  /** Per kind: its centre and its index of the centred vectors; absent while the store is empty. */
+  indexed: Record<VectorKind, { centre: Float32Array; index: Index }> | undefined;
   /** Whether the indexes are writable copies rather than read-only maps of the files. */
   inMemory: boolean;
 }
+
+const noVectors = (): Vectors => ({ track: new Map(), chunk: new Map() });
 
 export class UsearchStore implements VectorStore {
   readonly backend = 'usearch' as const;
@@ -72,69 +84,59 @@ export class UsearchStore implements VectorStore {
       if (p.vector.length !== space.dim) throw new AppError('INVALID_ARGUMENT', `a ${p.vector.length}-d vector for the ${space.dim}-d space ${space.id}`);
     }
     return this.write((current) => {
-      const s = replace ? { space: undefined, indexes: undefined, keys: new Map<number, number[]>() } : current;
+      const s: Contents = replace ? { space: undefined, vectors: noVectors() } : current;
       assertSpace(s.space, space, this.dir);
-      const indexes = s.indexes ?? newIndexes(space.dim);
-      for (const kind of KINDS) {
-        const of = points.filter((p) => p.kind === kind);
-        if (of.length === 0) continue;
-        const keys = of.map((p) => BigInt(pointKey(p.fpId, p.kind, p.startSeconds)));
-        // A re-added track replaces its vectors instead of doubling them.
-        indexes[kind].remove(keys.filter((k) => indexes[kind].contains(k)));
-        // One thread: a batch added by several threads at once sometimes leaves a vector that
-        // search never reaches (a store of 49 random vectors missed one 1 time in 6).
-        indexes[kind].add(BigUint64Array.from(keys), of.map((p) => p.vector), 1);
-      }
-      const keys = new Map(s.keys);
-      for (const p of points) {
-        const k = pointKey(p.fpId, p.kind, p.startSeconds);
-        const list = keys.get(p.fpId) ?? [];
-        if (!list.includes(k)) keys.set(p.fpId, [...list, k]);
-      }
-      return { space, indexes, keys };
+      const vectors: Vectors = { track: new Map(s.vectors.track), chunk: new Map(s.vectors.chunk) };
+      // A re-added track replaces its vectors instead of doubling them: its key is the same.
+      for (const p of points) vectors[p.kind].set(pointKey(p.fpId, p.kind, p.startSeconds), Float32Array.from(p.vector));
+      return { space, vectors };
     });
   }
 
   removeTracks(fpIds: number[]): Promise<void> {
-    if (!fpIds.some((id) => this.current().keys.has(id))) return this.writing;
+    const gone = new Set(fpIds);
+    const holds = (v: Vectors) => KINDS.some((kind) => [...v[kind].keys()].some((k) => gone.has(parseKey(k).fpId)));
+    if (!holds(this.current().vectors)) return this.writing;
     return this.write((s) => {
-      const keys = new Map(s.keys);
-      for (const id of fpIds) {
-        for (const key of keys.get(id) ?? []) {
-          const kind = parseKey(key).kind;
-          s.indexes?.[kind].remove(BigInt(key));
-        }
-        keys.delete(id);
-      }
-      return { space: s.space, indexes: s.indexes, keys };
+      const vectors = noVectors();
+      for (const kind of KINDS) for (const [k, v] of s.vectors[kind]) if (!gone.has(parseKey(k).fpId)) vectors[kind].set(k, v);
+      return { space: s.space, vectors };
     });
   }
 
-  async search(space: VectorSpace, vector: Float32Array, kind: VectorKind, k: number): Promise<VectorHit[]> {
+  async search(space: VectorSpace, query: Query, kind: VectorKind, k: number): Promise<Found> {
     const s = this.current();
     assertSpace(s.space, space, this.dir);
-    const index = s.indexes?.[kind];
-    if (!index || index.size() === 0) return [];
-    const m = index.search(vector, Math.min(k, index.size()), 1);
-    const hits: VectorHit[] = [];
-    for (let i = 0; i < m.keys.length; i++) {
-      const p = parseKey(Number(m.keys[i]));
-      hits.push({ ...p, cosine: 1 - m.distances[i]! });
-    }
-    return hits;
+    const at = s.indexed?.[kind];
+    if (!at || at.index.size() === 0) return { query: unit(query.vector), hits: [] };
+    const q = query.centred ? unit(query.vector) : centredUnit(query.vector, at.centre);
+    const m = at.index.search(q, Math.min(k, at.index.size()), 1);
+    const hits = Array.from(m.keys, (key, i) => ({ ...parseKey(Number(key)), cosine: 1 - m.distances[i]! }));
+    return { query: q, hits };
+  }
+
+  async compared(space: VectorSpace, hits: VectorHit[]): Promise<Float32Array[]> {
+    const s = this.current();
+    assertSpace(s.space, space, this.dir);
+    return hits.map((h) => {
+      const v = s.vectors[h.kind].get(pointKey(h.fpId, h.kind, h.startSeconds));
+      if (!v || !s.indexed) throw new AppError('NOT_FOUND', `no ${h.kind} vector of track ${h.fpId} at ${h.startSeconds} s`);
+      return centredUnit(v, s.indexed[h.kind].centre);
+    });
   }
 
   async trackNumbers(): Promise<number[]> {
-    return [...this.current().keys.keys()];
+    const { vectors } = this.current();
+    return [...new Set(KINDS.flatMap((kind) => [...vectors[kind].keys()].map((k) => parseKey(k).fpId)))];
   }
 
   async count(): Promise<Record<VectorKind, number>> {
-    const idx = this.current().indexes;
-    return { track: idx?.track.size() ?? 0, chunk: idx?.chunk.size() ?? 0 };
+    const { vectors } = this.current();
+    return { track: vectors.track.size, chunk: vectors.chunk.size };
   }
 
   clear(): Promise<void> {
-    return this.write(() => ({ space: undefined, indexes: undefined, keys: new Map() }));
+    return this.write(() => ({ space: undefined, vectors: noVectors() }));
   }
 
   async close(): Promise<void> {
@@ -152,25 +154,24 @@ export class UsearchStore implements VectorStore {
   private load(inMemory: boolean): Loaded {
     for (let attempt = 0; ; attempt++) {
       const m = readManifest(this.dir);
-      if (!m?.space) return { generation: m?.generation ?? 0, space: undefined, indexes: undefined, keys: new Map(), inMemory: true };
+      if (!m?.space) return { generation: m?.generation ?? 0, space: undefined, vectors: noVectors(), indexed: undefined, inMemory: true };
       const space = m.space;
       try {
-        const indexes = newIndexes(space.dim);
-        for (const kind of KINDS) {
-          const file = path.join(this.dir, `${kind}s-${m.generation}.usearch`);
-          if (inMemory) indexes[kind].load(file);
-          else indexes[kind].view(file);
-        }
-        const raw = readFileSync(path.join(this.dir, `keys-${m.generation}.bin`));
-        const all = new Float64Array(raw.buffer, raw.byteOffset, raw.byteLength / 8);
-        const keys = new Map<number, number[]>();
-        for (const k of all) {
-          const id = parseKey(k).fpId;
-          const list = keys.get(id);
-          if (list) list.push(k);
-          else keys.set(id, [k]);
-        }
-        return { generation: m.generation, space, indexes, keys, inMemory };
+        const file = (name: string) => path.join(this.dir, `${name}-${m.generation}`);
+        const keys = floats(readFileSync(file('keys') + '.bin'), Float64Array);
+        const all = floats(readFileSync(file('vectors') + '.bin'), Float32Array);
+        const centres = floats(readFileSync(file('centres') + '.bin'), Float32Array);
+        const vectors = noVectors();
+        keys.forEach((k, i) => vectors[parseKey(k).kind].set(k, all.subarray(i * space.dim, (i + 1) * space.dim)));
+        const indexed = Object.fromEntries(
+          KINDS.map((kind, i) => {
+            const index = newIndex(space.dim);
+            if (inMemory) index.load(file(`${kind}s`) + '.usearch');
+            else index.view(file(`${kind}s`) + '.usearch');
+            return [kind, { centre: centres.subarray(i * space.dim, (i + 1) * space.dim), index }];
+          }),
+        ) as Loaded['indexed'];
+        return { generation: m.generation, space, vectors, indexed, inMemory };
       } catch (e) {
         // A writer of another process replaced this generation between our reads: read again.
         if (attempt < 3 && readManifest(this.dir)?.generation !== m.generation) continue;
@@ -179,7 +180,7 @@ export class UsearchStore implements VectorStore {
     }
   }
 
-  private write(change: (s: Loaded) => Pick<Loaded, 'space' | 'indexes' | 'keys'>): Promise<void> {
+  private write(change: (s: Loaded) => Contents): Promise<void> {
     const run = async () => {
       const unlock = await this.lock();
       try {
@@ -187,21 +188,39 @@ export class UsearchStore implements VectorStore {
         if (!s.inMemory) s = this.load(true);
         const next = change(s);
         const generation = s.generation + 1;
+        const size = next.vectors.track.size + next.vectors.chunk.size;
         // An emptied store forgets its space: the next vectors may be of any model.
-        const space = next.keys.size > 0 ? next.space : undefined;
-        if (next.indexes && space) {
-          for (const kind of KINDS) {
-            const file = path.join(this.dir, `${kind}s-${generation}.usearch`);
-            next.indexes[kind].save(file);
-            syncFile(file);
+        const space = size > 0 ? next.space : undefined;
+        const indexed = space ? (Object.fromEntries(KINDS.map((kind) => [kind, reindex(space.dim, s.vectors[kind], next.vectors[kind], s.indexed?.[kind])])) as Loaded['indexed']) : undefined;
+        // The indexes may have been updated in place: this process searches the new contents
+        // from here on (a search meanwhile finds vectors whose track is not yet visible, which
+        // the catalog filters), and a write that fails reloads the committed generation.
+        this.state = space ? { generation: s.generation, space, vectors: next.vectors, indexed, inMemory: true } : { generation: s.generation, space: undefined, vectors: noVectors(), indexed: undefined, inMemory: true };
+        try {
+          // The files are written off the event loop; only the indexes' own saves block it.
+          if (space && indexed) {
+            const file = (name: string) => path.join(this.dir, `${name}-${generation}`);
+            for (const kind of KINDS) {
+              indexed[kind].index.save(file(`${kind}s`) + '.usearch');
+              await syncFile(file(`${kind}s`) + '.usearch');
+            }
+            const entries = KINDS.flatMap((kind) => [...next.vectors[kind]]);
+            const all = new Float32Array(entries.length * space.dim);
+            entries.forEach(([, v], i) => all.set(v, i * space.dim));
+            await writeDurably(file('keys') + '.bin', bytes(Float64Array.from(entries, ([k]) => k)));
+            await writeDurably(file('vectors') + '.bin', bytes(all));
+            const centres = new Float32Array(KINDS.length * space.dim);
+            KINDS.forEach((kind, i) => centres.set(indexed[kind].centre, i * space.dim));
+            await writeDurably(file('centres') + '.bin', bytes(centres));
           }
-          const keys = Float64Array.from([...next.keys.values()].flat());
-          writeDurably(path.join(this.dir, `keys-${generation}.bin`), new Uint8Array(keys.buffer));
+          await writeDurably(path.join(this.dir, `${MANIFEST}.tmp`), JSON.stringify({ generation, ...(space ? { space } : {}) } satisfies Manifest));
+          await rename(path.join(this.dir, `${MANIFEST}.tmp`), path.join(this.dir, MANIFEST));
+        } catch (e) {
+          this.state = this.load(false);
+          throw e;
         }
-        writeDurably(path.join(this.dir, `${MANIFEST}.tmp`), JSON.stringify({ generation, ...(space ? { space } : {}) } satisfies Manifest));
-        renameSync(path.join(this.dir, `${MANIFEST}.tmp`), path.join(this.dir, MANIFEST));
-        this.state = space && next.indexes ? { generation, space, indexes: next.indexes, keys: next.keys, inMemory: true } : { generation, space: undefined, indexes: undefined, keys: new Map(), inMemory: true };
-        syncFile(this.dir);
+        this.state = { ...this.state, generation };
+        await syncFile(this.dir);
         this.removeStale();
       } finally {
         unlock();
@@ -216,7 +235,7 @@ export class UsearchStore implements VectorStore {
   private removeStale(): void {
     const keep = this.state.generation;
     for (const f of readdirSync(this.dir)) {
-      const g = /^(?:tracks|chunks|keys)-(\d+)\.(?:usearch|bin)$/.exec(f);
+      const g = /^(?:tracks|chunks|keys|vectors|centres)-(\d+)\.(?:usearch|bin)$/.exec(f);
       if ((g && Number(g[1]) !== keep) || f === `${MANIFEST}.tmp`) rmSync(path.join(this.dir, f), { force: true });
     }
   }
@@ -251,10 +270,35 @@ export class UsearchStore implements VectorStore {
   }
 }
 
-function newIndexes(dim: number): Record<VectorKind, Index> {
-  const make = () => new usearch.Index({ dimensions: dim, metric: usearch.MetricKind.Cos, quantization: usearch.ScalarKind.F16, connectivity: 16, expansion_add: 128, expansion_search: 64, multi: false });
-  return { track: make(), chunk: make() };
+function newIndex(dim: number): Index {
+  return new usearch.Index({ dimensions: dim, metric: usearch.MetricKind.Cos, quantization: usearch.ScalarKind.F16, connectivity: 16, expansion_add: 128, expansion_search: 64, multi: false });
 }
+
+/**
+ * A kind's index for its new vectors: the old one brought up to date while the centre holds (only
+ * the vectors that changed are removed and added), built anew about the new mean when it moved.
+ */
+function reindex(dim: number, before: Map<number, Float32Array>, after: Map<number, Float32Array>, old: { centre: Float32Array; index: Index } | undefined): { centre: Float32Array; index: Index } {
+  const centre = centreFor(momentsOf(dim, after.values()), old?.centre);
+  const rebuild = !old || centre !== old.centre;
+  const index = rebuild ? newIndex(dim) : old.index;
+  if (!rebuild) {
+    const stale = [...before].filter(([k, v]) => after.get(k) !== v).map(([k]) => BigInt(k));
+    if (stale.length > 0) index.remove(stale);
+  }
+  const fresh = [...after].filter(([k, v]) => rebuild || before.get(k) !== v);
+  // One thread: a batch added by several threads at once sometimes leaves a vector that search
+  // never reaches (a store of 49 random vectors missed one 1 time in 6).
+  if (fresh.length > 0) index.add(BigUint64Array.from(fresh, ([k]) => BigInt(k)), fresh.map(([, v]) => centredUnit(v, centre)), 1);
+  return { centre, index };
+}
+
+/** A file's bytes as numbers (copied, so the view is aligned whatever the buffer's offset). */
+function floats<T extends Float32Array | Float64Array>(raw: Buffer, type: { new (b: ArrayBuffer): T }): T {
+  return new type(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength) as ArrayBuffer);
+}
+
+const bytes = (a: Float32Array | Float64Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 function readManifest(dir: string): Manifest | undefined {
   try {
@@ -265,16 +309,21 @@ function readManifest(dir: string): Manifest | undefined {
   }
 }
 
-function writeDurably(file: string, data: string | Uint8Array): void {
-  writeFileSync(file, data);
-  syncFile(file);
+async function writeDurably(file: string, data: string | Uint8Array): Promise<void> {
+  const fh = await open(file, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
-function syncFile(file: string): void {
-  const fd = openSync(file, 'r');
+async function syncFile(file: string): Promise<void> {
+  const fh = await open(file, 'r');
   try {
-    fsyncSync(fd);
+    await fh.sync();
   } finally {
-    closeSync(fd);
+    await fh.close();
   }
 }

@@ -2,7 +2,9 @@
 // data dir, the default; qdrant-store.ts when QDRANT_URL is set). A store holds, per catalog
 // track, one track vector and the vectors of its 10 s chunks, each with the track and the chunk's
 // start, and the embedding space they belong to. Vectors of two spaces never mix: a store opened
-// for another space refuses with the command that re-embeds the catalog.
+// for another space refuses with the command that re-embeds the catalog. A store compares the
+// vectors of a kind by cosine about their centre (centre.ts): it keeps the vectors as given and
+// re-centres its index as the catalog's mean moves.
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 
@@ -29,8 +31,21 @@ export interface VectorHit {
   fpId: number;
   kind: VectorKind;
   startSeconds: number;
-  /** Cosine similarity. */
+  /** Cosine similarity about the centre. */
   cosine: number;
+}
+
+/** A vector as the model gave it, or one already centred the store's way (an expanded query). */
+export interface Query {
+  vector: Float32Array;
+  centred?: boolean;
+}
+
+export interface Found {
+  /** The query as compared: less the centre, unit length. */
+  query: Float32Array;
+  /** Most similar first. */
+  hits: VectorHit[];
 }
 
 export interface VectorStore {
@@ -44,8 +59,10 @@ export interface VectorStore {
   add(space: VectorSpace, points: VectorPoint[]): Promise<void>;
   /** Removes every vector of these tracks (tracks without vectors are ignored). */
   removeTracks(fpIds: number[]): Promise<void>;
-  /** The `k` nearest vectors of one kind, most similar first. */
-  search(space: VectorSpace, vector: Float32Array, kind: VectorKind, k: number): Promise<VectorHit[]>;
+  /** The `k` nearest vectors of one kind. */
+  search(space: VectorSpace, query: Query, kind: VectorKind, k: number): Promise<Found>;
+  /** The stored vectors of some hits as they are compared: less the centre, unit length. */
+  compared(space: VectorSpace, hits: VectorHit[]): Promise<Float32Array[]>;
   /** The catalog numbers of the tracks that have vectors. */
   trackNumbers(): Promise<number[]>;
   /** Vectors held, by kind. */
