@@ -6,7 +6,7 @@ import { SAMPLE_RATE } from './decode.js';
 import type { FingerprintIndex } from './fingerprint-index.js';
 import { FingerprintStream } from './fingerprint.js';
 import { VoteTable, type Acceptance, type Match, type MatcherConfig } from './matcher.js';
-import { changeSpeed } from './speed.js';
+import { changeSpeed, speedLength } from './speed.js';
 import { QuerySketch, verify } from './verify.js';
 
 export const MIN_QUERY_SECONDS = 3;
@@ -38,14 +38,15 @@ export function checkClipLength(pcm: Float32Array): void {
 export function matchClip(index: FingerprintIndex, matcher: MatcherConfig, pcm: Float32Array, maxResults: number): Match[] {
   checkClipLength(pcm);
   const clip = pcm.subarray(0, MAX_QUERY_SECONDS * SAMPLE_RATE);
-  let matches = matchAt(index, matcher, clip, maxResults);
+  let matches = matchAt(index, matcher, { length: clip.length, range: (a, b) => clip.subarray(a, b) }, maxResults);
   // A recording played a little fast or slow (a DJ's pitch fader, a tape) moves every peak's
   // bin and frame off the catalog's: when nothing matched, the clip is resampled back at a few
   // speeds and tried again. The resampled clip runs at catalog speed, so its offsets need no
   // correction; a clip that matches at 1.0 (the common case) costs nothing more.
   for (const speed of RETRY_SPEEDS) {
     if (accepts(matcher.retryUnless, matches[0])) break;
-    const retry = matchAt(index, matcher, changeSpeed(clip, 1 / speed), maxResults, true);
+    const s = 1 / speed;
+    const retry = matchAt(index, matcher, { length: speedLength(clip.length, s), range: (a, b) => changeSpeed(clip, s, a, b) }, maxResults, true);
     if (better(retry[0], matches[0])) matches = retry;
   }
   return matches;
@@ -54,8 +55,14 @@ export function matchClip(index: FingerprintIndex, matcher: MatcherConfig, pcm: 
 const accepts = (acc: Acceptance, m: Match | undefined) => !!m && m.alignedHashes >= acc.minAligned && m.bitErrorRate <= acc.maxBitErrorRate;
 const better = (a: Match | undefined, b: Match | undefined) => !!a && (!b || a.bitErrorRate < b.bitErrorRate);
 
+/** A clip as matchAt reads it: its length, and its samples a range at a time. */
+interface Samples {
+  length: number;
+  range(from: number, to: number): Float32Array;
+}
+
 /** A retry (`mayGiveUp`) is fingerprinted and looked up in steps, so that it can stop early. */
-function matchAt(index: FingerprintIndex, matcher: MatcherConfig, clip: Float32Array, maxResults: number, mayGiveUp = false): Match[] {
+function matchAt(index: FingerprintIndex, matcher: MatcherConfig, clip: Samples, maxResults: number, mayGiveUp = false): Match[] {
   const votes = new VoteTable(matcher);
   const stream = new FingerprintStream('query');
   const sketch = new QuerySketch(stream.phaseCount);
@@ -63,7 +70,7 @@ function matchAt(index: FingerprintIndex, matcher: MatcherConfig, clip: Float32A
   let looked = 0;
   let checked = !mayGiveUp;
   for (let at = 0; at < clip.length; at += step) {
-    const h = stream.push(clip.subarray(at, at + step));
+    const h = stream.push(clip.range(at, Math.min(clip.length, at + step)));
     votes.add(index.lookup(h));
     sketch.append(h.sketches);
     looked += h.hashes.length;
