@@ -7,7 +7,7 @@
 // catalog grows the mean settles and re-centring grows rare.
 
 /** Largest tolerated distance of the catalog's mean from the centre in use, as a fraction of the vectors' RMS distance from their mean. */
-export const DRIFT = 0.1;
+const DRIFT = 0.1;
 
 /** Running sums of a kind's vectors: enough to know their mean and spread. */
 export interface Moments {

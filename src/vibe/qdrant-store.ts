@@ -26,6 +26,7 @@ interface SavedKind {
   squares: number;
 }
 type Centring = Record<VectorKind, { centre: Float32Array; moments: Moments }>;
+type CollectionInfo = Awaited<ReturnType<QdrantClient['getCollection']>>;
 
 const KINDS: readonly VectorKind[] = ['track', 'chunk'];
 const UPSERT_BATCH = 256;
@@ -47,7 +48,14 @@ export class QdrantStore implements VectorStore {
 
   async space(): Promise<VectorSpace | undefined> {
     if (!(await this.collectionExists())) return undefined;
-    const info = await this.call(() => this.client.getCollection(this.collection));
+    return this.spaceOf(await this.info());
+  }
+
+  private info(): Promise<CollectionInfo> {
+    return this.call(() => this.client.getCollection(this.collection));
+  }
+
+  private async spaceOf(info: CollectionInfo): Promise<VectorSpace | undefined> {
     const vectors = info.config.params.vectors as { centred?: { size?: number }; size?: number } | undefined;
     const meta = (info.config as { metadata?: Record<string, unknown> }).metadata;
     let id = typeof meta?.embedding_model === 'string' ? meta.embedding_model : undefined;
@@ -63,7 +71,7 @@ export class QdrantStore implements VectorStore {
   async add(space: VectorSpace, points: VectorPoint[]): Promise<void> {
     if (points.length === 0) return;
     await this.ensureCollection(space);
-    const state = await this.centring(space.dim);
+    const state = this.centring(await this.info(), space.dim);
     // A re-added point replaces its old vector in the sums.
     const ids = points.map((p) => pointKey(p.fpId, p.kind, p.startSeconds));
     for (const old of await this.call(() => this.client.retrieve(this.collection, { ids, with_vector: ['raw'], with_payload: false }))) {
@@ -92,7 +100,7 @@ export class QdrantStore implements VectorStore {
   async removeTracks(fpIds: number[]): Promise<void> {
     const space = await this.space();
     if (fpIds.length === 0 || !space) return;
-    const state = await this.centring(space.dim);
+    const state = this.centring(await this.info(), space.dim);
     const filter = { must: [{ key: 'fp_id', match: { any: fpIds } }] };
     await this.scroll(filter, ['raw'], (p) => include(state[p.kind].moments, rawOf(p.vector), -1));
     await this.call(() => this.client.delete(this.collection, { wait: true, filter }));
@@ -101,8 +109,10 @@ export class QdrantStore implements VectorStore {
 
   async search(space: VectorSpace, query: Query, kind: VectorKind, k: number): Promise<Found> {
     if (!(await this.collectionExists())) return { query: unit(query.vector), hits: [] };
-    assertSpace(await this.space(), space, this.where);
-    const { centre } = (await this.centring(space.dim))[kind];
+    // One read of the collection gives both its space and its centres.
+    const info = await this.info();
+    assertSpace(await this.spaceOf(info), space, this.where);
+    const { centre } = this.centring(info, space.dim)[kind];
     const q = query.centred ? unit(query.vector) : centredUnit(query.vector, centre);
     const r = await this.call(() =>
       this.client.query(this.collection, {
@@ -159,8 +169,7 @@ export class QdrantStore implements VectorStore {
   async close(): Promise<void> {}
 
   /** The centring state in the collection's metadata (zero sums for a new collection). */
-  private async centring(dim: number): Promise<Centring> {
-    const info = await this.call(() => this.client.getCollection(this.collection));
+  private centring(info: CollectionInfo, dim: number): Centring {
     const saved = (info.config as { metadata?: { centring?: Record<VectorKind, SavedKind> } }).metadata?.centring;
     const read = (s: SavedKind | undefined) =>
       s ? { centre: Float32Array.from(s.centre), moments: { count: s.count, sum: Float64Array.from(s.sum), squares: s.squares } } : { centre: new Float32Array(dim), moments: emptyMoments(dim) };

@@ -1,5 +1,5 @@
 // The embedded vector store: two usearch HNSW indexes (track vectors, chunk vectors; f16, cosine)
-// under DATA/vibe, memory-mapped read-only on start. The payload of a vector lives in its key
+// under DATA/vibe, memory-mapped read-only by readers. The payload of a vector lives in its key
 // (vector-store.ts). The indexes hold the vectors less their kind's centre (centre.ts); the
 // vectors as given are kept beside them, since re-centring rebuilds an index from them and a
 // hit's vector (for query expansion) is read from them, and their keys too, since usearch cannot
@@ -231,12 +231,10 @@ export class UsearchStore implements VectorStore {
         // An emptied store forgets its space: the next vectors may be of any model.
         const space = size > 0 ? next.space : undefined;
         const indexed = space ? (Object.fromEntries(KINDS.map((kind) => [kind, reindex(space.dim, s.vectors[kind], next.vectors[kind], s.indexed?.[kind])])) as Loaded['indexed']) : undefined;
-        // The indexes may have been updated in place: this process searches the new contents
-        // from here on (a search meanwhile finds vectors whose track is not yet visible, which
-        // the catalog filters), and a write that fails reloads the committed generation.
+        // The indexes may have been updated in place, so the state follows them at once; a write
+        // that fails reloads the committed generation.
         this.state = space ? { generation: s.generation, space, vectors: next.vectors, indexed, inMemory: true } : { generation: s.generation, space: undefined, vectors: noVectors(), indexed: undefined, inMemory: true };
         try {
-          // The files are written off the event loop; only the indexes' own saves block it.
           if (space && indexed) {
             const file = (name: string) => path.join(this.dir, `${name}-${generation}`);
             for (const kind of KINDS) {
