@@ -33,7 +33,7 @@ const sharedMusicnn = path.resolve(path.dirname(fileURLToPath(import.meta.url)),
 
 export interface Config {
   dataDir: string;
-  /** Parallel decodes during ingest. */
+  /** Threads that decode and fingerprint catalog files (ingest, rebuild-index). */
   concurrency: number;
   /**
    * Postings per ingest commit: each commit rewrites every index key it touches, so larger

@@ -34,11 +34,16 @@ export function checkClipLength(pcm: Float32Array): void {
   }
 }
 
-/** Matches of a clip of 16 kHz mono PCM, best first: at least 3 s; only its first 30 s are used. */
-export function matchClip(index: FingerprintIndex, matcher: MatcherConfig, pcm: Float32Array, maxResults: number): Match[] {
+/**
+ * Matches of a clip of 16 kHz mono PCM, best first: at least 3 s; only its first 30 s are used.
+ * `atOwnSpeed` skips the speed retries (ingest's search for another copy of a recording: a
+ * re-encoding plays at the speed of the original).
+ */
+export function matchClip(index: FingerprintIndex, matcher: MatcherConfig, pcm: Float32Array, maxResults: number, atOwnSpeed = false): Match[] {
   checkClipLength(pcm);
   const clip = pcm.subarray(0, MAX_QUERY_SECONDS * SAMPLE_RATE);
   let matches = matchAt(index, matcher, { length: clip.length, range: (a, b) => clip.subarray(a, b) }, maxResults);
+  if (atOwnSpeed) return matches;
   // A recording played a little fast or slow (a DJ's pitch fader, a tape) moves every peak's
   // bin and frame off the catalog's: when nothing matched, the clip is resampled back at a few
   // speeds and tried again. The resampled clip runs at catalog speed, so its offsets need no

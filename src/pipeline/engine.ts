@@ -190,18 +190,24 @@ export class Engine {
     const seconds = pcm.length / SAMPLE_RATE;
     const len = Math.min(10, seconds);
     const starts = seconds < 20 ? [0] : [0.1, 0.5, 0.9].map((f) => f * (seconds - len));
-    const agree = new Map<number, number[]>();
-    for (const start of starts) {
+    // Track -> confidence at each excerpt so far. Most files are new: their first excerpt
+    // matches nothing and the other two are not looked up.
+    let agree = new Map<number, number[]>();
+    for (const [k, start] of starts.entries()) {
       const at = Math.round(start * SAMPLE_RATE);
-      for (const m of matchClip(this.index, this.matcher, pcm.subarray(at, at + Math.round(len * SAMPLE_RATE)), 3)) {
-        if (Math.abs(m.offsetSeconds - start) <= 1) agree.set(m.fpId, [...(agree.get(m.fpId) ?? []), m.confidence]);
+      const next = new Map<number, number[]>();
+      for (const m of matchClip(this.index, this.matcher, pcm.subarray(at, at + Math.round(len * SAMPLE_RATE)), 3, true)) {
+        const before = k === 0 ? [] : agree.get(m.fpId);
+        if (before && !next.has(m.fpId) && Math.abs(m.offsetSeconds - start) <= 1) next.set(m.fpId, [...before, m.confidence]);
       }
+      agree = next;
+      if (agree.size === 0) return undefined;
     }
-    const [best] = [...agree.entries()].filter(([, c]) => c.length === starts.length).sort((a, b) => b[1].length - a[1].length);
-    if (!best) return undefined;
-    const track = (await this.catalog.byFpIds([best[0]])).get(best[0]);
+    const mean = (c: number[]) => c.reduce((a, b) => a + b, 0) / c.length;
+    const [best] = [...agree.entries()].sort((a, b) => mean(b[1]) - mean(a[1]));
+    const track = (await this.catalog.byFpIds([best![0]])).get(best![0]);
     if (!track || Math.abs(track.duration_seconds - seconds) > Math.max(1.5, 0.02 * seconds)) return undefined;
-    return { track, confidence: best[1].reduce((a, b) => a + b, 0) / best[1].length };
+    return { track, confidence: mean(best![1]) };
   }
 
   /** Attaches catalog rows to matches; a match whose track is not visible (deleted) is dropped. */

@@ -1,17 +1,18 @@
-// Ingest: files and folders in; each new file is hashed, decoded (in parallel, one ffmpeg per
-// core), checked against the catalog for another copy of the same recording, fingerprinted and
-// embedded (when the vibe lane is on), staged, and committed in batches. A file that fails is reported and skipped; the others go on.
+// Ingest: files and folders in; each new file is hashed, decoded and fingerprinted (in worker
+// threads, two files per core in flight), checked against the catalog for another copy of the
+// same recording, embedded (when the vibe lane is on), staged, and committed in batches. A file
+// that fails is reported and skipped; the others go on.
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../errors.js';
 import { pool } from '../pool.js';
 import type { Track } from '../catalog/catalog.js';
-import { decodeFile, detectFileFormat, SAMPLE_RATE } from './decode.js';
+import { detectFileFormat, SAMPLE_RATE } from './decode.js';
 import type { Engine, PreparedTrack } from './engine.js';
 import { MIN_QUERY_SECONDS } from './clip-match.js';
-import { fingerprint } from './fingerprint.js';
 import { sha256File } from './raw-store.js';
 import { readTags } from './tags.js';
+import { TrackDecoder } from './track-decoder.js';
 
 /** A path, or a path with the name the file should be known by (an upload's own name). */
 export type IngestInput = string | { path: string; name: string };
@@ -78,6 +79,7 @@ export async function ingestFiles(
   let batch: { index: number; item: PreparedTrack }[] = [];
   let batchPostings = 0;
   let committing: Promise<void> = Promise.resolve();
+  const decoder = new TrackDecoder(engine.config);
 
   const flush = () => {
     const items = batch;
@@ -120,8 +122,8 @@ export async function ingestFiles(
         return;
       }
       inFlight.set(sha, index);
-      const [pcm, tags, size] = await Promise.all([
-        decodeFile(file, { ffmpegPath: engine.config.ffmpegPath, label: names[index] }),
+      const [{ pcm, fp }, tags, size] = await Promise.all([
+        decoder.decode(file, names[index]!),
         readTags(file, names[index]),
         stat(file).then((s) => s.size),
       ]);
@@ -135,10 +137,9 @@ export async function ingestFiles(
         outcomes[index] = { file, status: 'duplicate', reason: 'same_recording', track: same.track, confidence: same.confidence };
         return;
       }
-      // The embedding runs in the worker pool while this thread fingerprints.
+      // The embedding runs in its worker pool while the file is staged.
       const vibe = engine.vibe?.embedder.embedTrack(pcm);
-      vibe?.catch(() => undefined); // awaited below; a fingerprinting error must not leave it unhandled
-      const fp = fingerprint(pcm, 'index');
+      vibe?.catch(() => undefined); // awaited below; a staging error must not leave it unhandled
       const named = path.extname(names[index]!).toLowerCase();
       const ext = AUDIO_EXTENSIONS.has(named) ? named.slice(1) : format;
       const staged = await engine.raw.stage(file, sha, ext);
@@ -151,7 +152,10 @@ export async function ingestFiles(
         file_size_bytes: size,
         raw_path: engine.raw.relativePath(sha, ext),
       };
-      batch.push({ index, item: { meta, fp, staged, vibe: await vibe } });
+      // Awaited before the push: `batch.push(...)` would hold the array of the moment, which
+      // another file's flush may commit and replace while the embedding finishes.
+      const embeddings = await vibe;
+      batch.push({ index, item: { meta, fp, staged, vibe: embeddings } });
       batchPostings += fp.hashes.length;
       progress.audioSeconds += seconds;
       if (batchPostings >= engine.config.ingestBatchPostings) await flush();
@@ -165,7 +169,11 @@ export async function ingestFiles(
     }
   };
 
-  await pool(files, engine.config.concurrency, (_, i) => prepare(i));
+  try {
+    await pool(files, decoder.capacity, (_, i) => prepare(i));
+  } finally {
+    await decoder.close();
+  }
   await flush();
 
   const list = outcomes.filter(Boolean);

@@ -5,11 +5,12 @@ import { Catalog } from '../catalog/catalog.js';
 import { openDatabase } from '../catalog/database.js';
 import { migrate } from '../catalog/migrations.js';
 import type { Config } from '../config.js';
-import { decodeFile, SAMPLE_RATE } from './decode.js';
+import { SAMPLE_RATE } from './decode.js';
 import { FingerprintIndex } from './fingerprint-index.js';
-import { fingerprint, type Fingerprint } from './fingerprint.js';
+import type { Fingerprint } from './fingerprint.js';
 import { RawStore } from './raw-store.js';
 import { DataStore, swapInRebuild } from './store.js';
+import { TrackDecoder } from './track-decoder.js';
 import { pool } from '../pool.js';
 
 export interface RebuildSummary {
@@ -38,15 +39,19 @@ export async function rebuildIndex(config: Config, onProgress?: (done: number, t
         store.transaction(() => index.add(b));
       };
       let done = 0;
-      await pool(tracks, config.concurrency, async (t) => {
-        const pcm = await decodeFile(raw.absolute(t.raw_path), { ffmpegPath: config.ffmpegPath });
-        audioSeconds += pcm.length / SAMPLE_RATE;
-        const fp = fingerprint(pcm, 'index');
-        batch.push({ track: t.fpId, fp });
-        postings += fp.hashes.length;
-        if (postings >= config.ingestBatchPostings) flush();
-        onProgress?.(++done, tracks.length);
-      });
+      const decoder = new TrackDecoder(config);
+      try {
+        await pool(tracks, decoder.capacity, async (t) => {
+          const { pcm, fp } = await decoder.decode(raw.absolute(t.raw_path), t.file_name);
+          audioSeconds += pcm.length / SAMPLE_RATE;
+          batch.push({ track: t.fpId, fp });
+          postings += fp.hashes.length;
+          if (postings >= config.ingestBatchPostings) flush();
+          onProgress?.(++done, tracks.length);
+        });
+      } finally {
+        await decoder.close();
+      }
       flush();
     } finally {
       await store.close();
