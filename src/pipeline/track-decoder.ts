@@ -12,18 +12,10 @@ import type { TrackResult, TrackTask } from './track-worker.js';
 const FILES_PER_THREAD = 2;
 
 export class TrackDecoder {
-  private readonly pool: Piscina<TrackTask, TrackResult>;
+  /** Started at the first file: an ingest of files already in the catalog decodes none. */
+  private pool: Piscina<TrackTask, TrackResult> | undefined;
 
-  constructor(
-    private readonly config: Pick<Config, 'concurrency' | 'ffmpegPath'>,
-  ) {
-    this.pool = new Piscina({
-      filename: new URL('./track-worker.js', import.meta.url).href,
-      minThreads: config.concurrency,
-      maxThreads: config.concurrency,
-      concurrentTasksPerWorker: FILES_PER_THREAD,
-    });
-  }
+  constructor(private readonly config: Pick<Config, 'concurrency' | 'ffmpegPath'>) {}
 
   /** How many files to hand it at once to keep every thread busy. */
   get capacity(): number {
@@ -32,12 +24,18 @@ export class TrackDecoder {
 
   /** A file's 16 kHz mono PCM and its index fingerprint; decoding errors are typed. */
   async decode(file: string, label: string): Promise<{ pcm: Float32Array; fp: Fingerprint }> {
+    this.pool ??= new Piscina({
+      filename: new URL('./track-worker.js', import.meta.url).href,
+      minThreads: this.config.concurrency,
+      maxThreads: this.config.concurrency,
+      concurrentTasksPerWorker: FILES_PER_THREAD,
+    });
     const r = await this.pool.run({ file, label, ffmpegPath: this.config.ffmpegPath });
     if ('error' in r) throw new AppError(r.error.code, r.error.message);
     return r;
   }
 
   async close(): Promise<void> {
-    await this.pool.destroy();
+    await this.pool?.destroy();
   }
 }
