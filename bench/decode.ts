@@ -8,9 +8,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
-import { OpusPcmStream } from '../src/pipeline/opus-decode.js';
-import { CACHE_DIR, fetchCorpus, rng } from '../test/corpus.js';
+import { decodeFile, SAMPLE_RATE } from '../src/audio/decode.js';
+import { OpusPcmStream } from '../src/audio/opus/opus-decode.js';
+import { CACHE_DIR, fetchCorpus, rng } from '../tools/corpus.js';
 import { quantile } from './stats.js';
 
 const run = promisify(execFile);

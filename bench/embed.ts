@@ -4,12 +4,12 @@
 // [-- --seconds 120] [-- --runs 3]`
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../src/config.js';
-import { setLogLevel } from '../src/log.js';
-import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
+import { loadConfig } from '../src/base/config.js';
+import { setLogLevel } from '../src/base/log.js';
+import { decodeFile, SAMPLE_RATE } from '../src/audio/decode.js';
 import { openEmbedder } from '../src/vibe/embedder.js';
 import { musicnnPatches } from '../src/vibe/inputs.js';
-import { fetchCorpus } from '../test/corpus.js';
+import { fetchCorpus } from '../tools/corpus.js';
 import { median, quantile } from './stats.js';
 
 const { values } = parseArgs({

@@ -3,9 +3,9 @@
 // and query profiles. The query profile analyses two frame phases, so it costs about twice as much
 // per second of audio.
 import { parseArgs } from 'node:util';
-import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
-import { PROFILES, type Profile } from '../src/pipeline/fingerprint.js';
-import { fetchCorpus } from '../test/corpus.js';
+import { decodeFile, SAMPLE_RATE } from '../src/audio/decode.js';
+import { PROFILES, type Profile } from '../src/exact/fingerprint.js';
+import { fetchCorpus } from '../tools/corpus.js';
 import { extractionSpeeds } from './extraction.js';
 import { quantile } from './stats.js';
 

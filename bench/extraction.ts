@@ -1,8 +1,8 @@
 // Fingerprint extraction speed on one core, decode excluded: shared by bench:extract and
 // bench:accuracy. CPU time of this process, not wall time, so that the figure holds on a machine
 // shared with other work.
-import { SAMPLE_RATE } from '../src/pipeline/decode.js';
-import { fingerprint, type Profile } from '../src/pipeline/fingerprint.js';
+import { SAMPLE_RATE } from '../src/audio/decode.js';
+import { fingerprint, type Profile } from '../src/exact/fingerprint.js';
 
 /** Seconds of audio fingerprinted per CPU second, once per repeat over all of `pcms`. */
 export function extractionSpeeds(pcms: Float32Array[], profile: Profile, repeats: number): number[] {

@@ -19,10 +19,10 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { CACHE_DIR, CONDITIONS, fetchCorpus, keepOut, KEPT_OUT, makeClip, pool, rng, SPLIT_SEED, type CorpusTrack } from '../test/corpus.js';
-import { SAMPLE_RATE } from '../src/pipeline/decode.js';
-import { OpusPcmStream } from '../src/pipeline/opus-decode.js';
-import { chunkBytes, listen, results, type ListenResult } from '../test/listen-client.js';
+import { CACHE_DIR, CONDITIONS, fetchCorpus, keepOut, KEPT_OUT, makeClip, pool, rng, SPLIT_SEED, type CorpusTrack } from '../tools/corpus.js';
+import { SAMPLE_RATE } from '../src/audio/decode.js';
+import { OpusPcmStream } from '../src/audio/opus/opus-decode.js';
+import { chunkBytes, listen, results, type ListenResult } from '../tools/listen-client.js';
 import { serveCorpus, serverUsage } from './served.js';
 import { quantile } from './stats.js';
 

@@ -7,10 +7,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
+import { decodeFile, SAMPLE_RATE } from '../src/audio/decode.js';
 import type { Embedder, Embedding } from '../src/vibe/embedder.js';
 import { MelSpectrogram } from '../src/vibe/mel.js';
-import { CACHE_DIR, type CorpusTrack } from '../test/corpus.js';
+import { CACHE_DIR, type CorpusTrack } from '../tools/corpus.js';
 
 /** What one track vector or chunk holds; `layers` is the mean of its patches' layer statistics. */
 export interface CachedItem {

@@ -1,11 +1,11 @@
 // Latency of vibe searches in bench:vibe: the real embedded store filled with the catalog's
 // vectors (vibe-served.ts), then 10 s clips embedded in the worker pool by the lane's model and
 // looked up, one at a time and several at once.
-import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
+import { decodeFile, SAMPLE_RATE } from '../src/audio/decode.js';
 import type { Embedder } from '../src/vibe/embedder.js';
 import { VibeLane } from '../src/vibe/lane.js';
-import type { VectorStore } from '../src/vibe/vector-store.js';
-import { fetchCorpus, pool } from '../test/corpus.js';
+import type { VectorStore } from '../src/vibe/store/vector-store.js';
+import { fetchCorpus, pool } from '../tools/corpus.js';
 import { median, quantile } from './stats.js';
 
 export async function latency(embedder: Embedder, store: VectorStore, runs: number, ffmpegPath: string): Promise<void> {

@@ -11,13 +11,13 @@
 // --embed-only fills the cache; --cached-only evaluates the tracks cached so far (a partial run);
 // --precision-only skips the latency part (with a filled cache, the run takes seconds).
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/base/config.js';
 import { ProgressBar } from '../src/cli/progress.js';
-import { setLogLevel } from '../src/log.js';
+import { setLogLevel } from '../src/base/log.js';
 import { openEmbedder, type Embedder } from '../src/vibe/embedder.js';
 import { musicnnPatches } from '../src/vibe/inputs.js';
-import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
-import { fetchCorpus, pool, rng, SPLIT_SEED } from '../test/corpus.js';
+import { decodeFile, SAMPLE_RATE } from '../src/audio/decode.js';
+import { fetchCorpus, pool, rng, SPLIT_SEED } from '../tools/corpus.js';
 import { computeCached, readCached, type CachedTrack } from './vibe-cache.js';
 import { evaluate, PLAIN, printEvaluation, randomRow } from './vibe-eval.js';
 import { checkDenseLayer, checkLaneVector, evaluateLayers, laneVector, layerCost, layerMethods, layerSpaces, printLayers, readHead } from './vibe-layers.js';

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { z } from 'zod';
-import { startServer, type RunningServer } from '../src/server/serve.js';
-import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack } from './corpus.js';
+import { startServer, type RunningServer } from '../src/serve.js';
+import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack, CLIP_DIR } from '../tools/corpus.js';
 import { smallCorpusSplit, tempDataDir } from './fixtures.js';
 
 const KEY = 'test-key-0123456789abcdef';
@@ -152,7 +152,7 @@ test('search: every kind of bad input gets its typed error', async () => {
 
 test('a failed upload leaves no file, row or postings behind', async () => {
   const before = await footprint();
-  const dir = path.join(CACHE_DIR, 'test-clips');
+  const dir = CLIP_DIR;
   const corrupt = path.join(dir, 'api-corrupt.ogg');
   const { writeFile } = await import('node:fs/promises');
   await writeFile(corrupt, Buffer.concat([Buffer.from('OggS'), Buffer.alloc(50000, 9)]));

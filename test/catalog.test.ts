@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { Catalog, type NewTrack } from '../src/catalog/catalog.js';
 import { openDatabase } from '../src/catalog/database.js';
 import { migrate } from '../src/catalog/migrations.js';
-import { isAppError } from '../src/errors.js';
+import { isAppError } from '../src/base/errors.js';
 import { tempDataDir, type Backend } from './fixtures.js';
 
 const newTrack = (n: number, over: Partial<NewTrack> = {}): NewTrack & { id: string } => ({

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { z } from 'zod';
-import { CACHE_DIR, CONDITIONS, makeClip } from './corpus.js';
+import { CACHE_DIR, CONDITIONS, makeClip } from '../tools/corpus.js';
 import { cliEnv, smallCorpusSplit, tempDataDir } from './fixtures.js';
 
 const run = promisify(execFile);

@@ -7,9 +7,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { Engine } from '../src/pipeline/engine.js';
+import { Engine } from '../src/engine/engine.js';
 import { MUSICNN_MODEL } from '../src/vibe/models.js';
-import { rng } from './corpus.js';
+import { rng } from '../tools/corpus.js';
 import { musicnnMissing } from './fixtures.js';
 import { cliEnv, smallCorpusSplit, tempDataDir, type Backend } from './fixtures.js';
 

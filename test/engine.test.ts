@@ -5,18 +5,17 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { isAppError } from '../src/errors.js';
-import { decodeFile } from '../src/pipeline/decode.js';
-import { Engine } from '../src/pipeline/engine.js';
-import { fingerprint } from '../src/pipeline/fingerprint.js';
-import { ingestFiles, listAudioFiles } from '../src/pipeline/ingest.js';
-import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack } from './corpus.js';
+import { isAppError } from '../src/base/errors.js';
+import { decodeFile } from '../src/audio/decode.js';
+import { Engine } from '../src/engine/engine.js';
+import { fingerprint } from '../src/exact/fingerprint.js';
+import { ingestFiles, listAudioFiles } from '../src/engine/ingest.js';
+import { CONDITIONS, makeClip, type CorpusTrack, CLIP_DIR } from '../tools/corpus.js';
 import { smallCorpusSplit, tempDataDir } from './fixtures.js';
 
 let engine: Engine;
 let catalog: CorpusTrack[];
 let outside: CorpusTrack[];
-const clipDir = path.join(CACHE_DIR, 'test-clips');
 const run = promisify(execFile);
 
 before(async () => {
@@ -32,7 +31,7 @@ after(async () => {
 
 const clip = (t: CorpusTrack, start: number, cond: string, seconds = 5) => {
   const c = CONDITIONS.find((x) => x.name === cond)!;
-  return makeClip(t.file, path.join(clipDir, `${t.name}-${start}-${seconds}-${c.name.replace(/\W+/g, '_')}.${c.ext}`), start, seconds, c);
+  return makeClip(t.file, path.join(CLIP_DIR, `${t.name}-${start}-${seconds}-${c.name.replace(/\W+/g, '_')}.${c.ext}`), start, seconds, c);
 };
 
 const assertMatch = async (file: string, t: CorpusTrack, start: number) => {
@@ -136,7 +135,7 @@ test('every error path gives a typed error naming the file', async () => {
 
 // Re-encodings of a catalog recording, cached beside the test clips.
 const reencode = async (t: CorpusTrack, label: string, args: string[], ext: string) => {
-  const out = path.join(clipDir, `${t.name}.${label}.${ext}`);
+  const out = path.join(CLIP_DIR, `${t.name}.${label}.${ext}`);
   if (!existsSync(out)) await run(process.env.FFMPEG_PATH ?? 'ffmpeg', ['-v', 'error', '-y', '-i', t.file, '-vn', '-map_metadata', '-1', ...args, out]);
   return out;
 };

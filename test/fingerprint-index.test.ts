@@ -4,12 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { open } from 'lmdb';
-import { isAppError } from '../src/errors.js';
-import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
-import { FingerprintIndex, type QueryPostings } from '../src/pipeline/fingerprint-index.js';
-import { fingerprint, type Fingerprint } from '../src/pipeline/fingerprint.js';
-import { DataStore } from '../src/pipeline/store.js';
-import { fetchCorpus } from './corpus.js';
+import { isAppError } from '../src/base/errors.js';
+import { decodeFile, SAMPLE_RATE } from '../src/audio/decode.js';
+import { FingerprintIndex, type QueryPostings } from '../src/exact/fingerprint-index.js';
+import { fingerprint, type Fingerprint } from '../src/exact/fingerprint.js';
+import { DataStore } from '../src/exact/lmdb.js';
+import { fetchCorpus } from '../tools/corpus.js';
 
 const dirs: string[] = [];
 after(async () => {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
-import { concatHashes, fingerprint, FingerprintStream, PROFILES, type Fingerprint, type Hashes } from '../src/pipeline/fingerprint.js';
-import { fetchCorpus, rng } from './corpus.js';
+import { decodeFile, SAMPLE_RATE } from '../src/audio/decode.js';
+import { concatHashes, fingerprint, FingerprintStream, PROFILES, type Fingerprint, type Hashes } from '../src/exact/fingerprint.js';
+import { fetchCorpus, rng } from '../tools/corpus.js';
 
 const track = async () => {
   const [t] = (await fetchCorpus('small')).sort((a, b) => a.name.localeCompare(b.name));
@@ -100,7 +100,7 @@ test('a bad configuration is refused', () => {
 // built to swallow such errors, one of them aborted the whole process (seen in CI). The threads
 // run in a child process, so that an abort fails this test instead of ending the test runner.
 test('threads ended in the middle of fingerprinting end alone: the process goes on', () => {
-  const fingerprintModule = new URL('../src/pipeline/fingerprint.js', import.meta.url).href;
+  const fingerprintModule = new URL('../src/exact/fingerprint.js', import.meta.url).href;
   const thread = `
     const { parentPort } = require('node:worker_threads');
     import(${JSON.stringify(fingerprintModule)}).then(({ fingerprint }) => {

@@ -5,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp } from 'node:fs/promises';
 import postgres from 'postgres';
-import { loadConfig, type Config } from '../src/config.js';
-import { setLogLevel } from '../src/log.js';
-import { fetchCorpus, type CorpusTrack } from './corpus.js';
+import { loadConfig, type Config } from '../src/base/config.js';
+import { setLogLevel } from '../src/base/log.js';
+import { fetchCorpus, type CorpusTrack } from '../tools/corpus.js';
 
 setLogLevel('warn');
 

@@ -9,13 +9,13 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
-import { decodeFile } from '../src/pipeline/decode.js';
-import { ingestFiles } from '../src/pipeline/ingest.js';
-import { OpusPcmStream } from '../src/pipeline/opus-decode.js';
-import { startServer, type RunningServer } from '../src/server/serve.js';
-import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack } from './corpus.js';
+import { decodeFile } from '../src/audio/decode.js';
+import { ingestFiles } from '../src/engine/ingest.js';
+import { OpusPcmStream } from '../src/audio/opus/opus-decode.js';
+import { startServer, type RunningServer } from '../src/serve.js';
+import { CONDITIONS, makeClip, type CorpusTrack, CLIP_DIR } from '../tools/corpus.js';
 import { smallCorpusSplit, tempDataDir } from './fixtures.js';
-import { listen, results } from './listen-client.js';
+import { listen, results } from '../tools/listen-client.js';
 import { recordWithChromium } from './media-recorder.js';
 
 const run = promisify(execFile);
@@ -23,7 +23,6 @@ let server: RunningServer;
 let catalog: CorpusTrack[];
 let outside: CorpusTrack[];
 const wsUrl = () => `${server.url.replace('http', 'ws')}/api/v1/listen`;
-const clipDir = path.join(CACHE_DIR, 'test-clips');
 
 before(async () => {
   ({ catalog, outside } = await smallCorpusSplit());
@@ -37,7 +36,7 @@ after(async () => {
 
 const clip = (t: CorpusTrack, start: number, seconds: number, cond: string) => {
   const c = CONDITIONS.find((x) => x.name === cond)!;
-  return makeClip(t.file, path.join(clipDir, `${t.name}-${start}-${seconds}-${c.name.replace(/\W+/g, '_')}.${c.ext}`), start, seconds, c);
+  return makeClip(t.file, path.join(CLIP_DIR, `${t.name}-${start}-${seconds}-${c.name.replace(/\W+/g, '_')}.${c.ext}`), start, seconds, c);
 };
 /** A clean WAV clip as WebM/Opus, as MediaRecorder sends it. */
 const webm = async (wav: string) => {
@@ -155,7 +154,7 @@ test('pcm-f32le at 48 kHz (an AudioWorklet client) needs no ffmpeg and is identi
 
 test('a continuous stream of two tracks back to back reports both, with the change time', { timeout: 90_000 }, async () => {
   const [a, b] = [catalog[0]!, catalog[5]!];
-  const joined = path.join(clipDir, `continuous-${a.name}-${b.name}.webm`);
+  const joined = path.join(CLIP_DIR, `continuous-${a.name}-${b.name}.webm`);
   if (!existsSync(joined)) {
     const ca = await clip(a, 60, 12, 'clean');
     const cb = await clip(b, 15, 14, 'clean');
@@ -173,7 +172,7 @@ test('a continuous stream of two tracks back to back reports both, with the chan
 
 test('a WebM recorded by Chromium\'s MediaRecorder (live layout) is decoded in process and identified', { timeout: 90_000 }, async () => {
   const t = catalog[1]!;
-  const wav = path.join(clipDir, `${t.name}-50-12-48k.wav`);
+  const wav = path.join(CLIP_DIR, `${t.name}-50-12-48k.wav`);
   if (!existsSync(wav)) await run('ffmpeg', ['-v', 'error', '-y', '-ss', '50', '-t', '12', '-i', t.file, '-ar', '48000', '-ac', '2', '-c:a', 'pcm_s16le', wav]);
   const slices = await recordWithChromium(wav, 8);
   const recording = Buffer.concat(slices);
@@ -214,7 +213,7 @@ const start = (extra: Record<string, unknown> = {}) => JSON.stringify({ type: 's
 
 test('bad input and limits close with a code and a reason, and nothing leaks', { timeout: 90_000 }, async () => {
   const webmBytes = await readFile(await webm(await clip(catalog[0]!, 30, 8, 'clean')));
-  const vorbis = path.join(clipDir, `${catalog[0]!.name}-30-8.vorbis.ogg`);
+  const vorbis = path.join(CLIP_DIR, `${catalog[0]!.name}-30-8.vorbis.ogg`);
   if (!existsSync(vorbis)) await run('ffmpeg', ['-v', 'error', '-y', '-i', await clip(catalog[0]!, 30, 8, 'clean'), '-c:a', 'libvorbis', vorbis]);
   const vorbisBytes = await readFile(vorbis);
   const pcmSeconds = (s: number) => Buffer.alloc(16000 * 4 * s, 0);

@@ -8,11 +8,11 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { promisify } from 'node:util';
-import { isAppError } from '../src/errors.js';
-import { decodeBuffer, decodeFile } from '../src/pipeline/decode.js';
-import { decodeOpusFile, OpusPcmStream, type OpusContainer } from '../src/pipeline/opus-decode.js';
-import { WebmDemuxer } from '../src/pipeline/webm-demux.js';
-import { CACHE_DIR, fetchCorpus, rng, type CorpusTrack } from './corpus.js';
+import { isAppError } from '../src/base/errors.js';
+import { decodeBuffer, decodeFile } from '../src/audio/decode.js';
+import { decodeOpusFile, OpusPcmStream, type OpusContainer } from '../src/audio/opus/opus-decode.js';
+import { WebmDemuxer } from '../src/audio/opus/webm-demux.js';
+import { CACHE_DIR, fetchCorpus, rng, type CorpusTrack } from '../tools/corpus.js';
 
 const run = promisify(execFile);
 const dir = path.join(CACHE_DIR, 'test-opus');

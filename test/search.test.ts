@@ -5,9 +5,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { after, before, test } from 'node:test';
-import { ingestFiles } from '../src/pipeline/ingest.js';
-import { startServer, type RunningServer } from '../src/server/serve.js';
-import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack } from './corpus.js';
+import { ingestFiles } from '../src/engine/ingest.js';
+import { startServer, type RunningServer } from '../src/serve.js';
+import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack } from '../tools/corpus.js';
 import { smallCorpusSplit, tempDataDir } from './fixtures.js';
 
 let server: RunningServer;

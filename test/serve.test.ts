@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { openDatabase } from '../src/catalog/database.js';
-import { CACHE_DIR, CONDITIONS, makeClip } from './corpus.js';
+import { CACHE_DIR, CONDITIONS, makeClip } from '../tools/corpus.js';
 import { cliEnv, smallCorpusSplit, tempDataDir } from './fixtures.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');

@@ -7,11 +7,11 @@ import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { isAppError } from '../src/errors.js';
-import { QdrantStore } from '../src/vibe/qdrant-store.js';
-import { UsearchStore } from '../src/vibe/usearch-store.js';
-import type { VectorPoint, VectorSpace, VectorStore } from '../src/vibe/vector-store.js';
-import { rng } from './corpus.js';
+import { isAppError } from '../src/base/errors.js';
+import { QdrantStore } from '../src/vibe/store/qdrant-store.js';
+import { UsearchStore } from '../src/vibe/store/usearch-store.js';
+import type { VectorPoint, VectorSpace, VectorStore } from '../src/vibe/store/vector-store.js';
+import { rng } from '../tools/corpus.js';
 
 const SPACE: VectorSpace = { id: 'test-model', dim: 32 };
 const OTHER: VectorSpace = { id: 'other-model', dim: 32 };

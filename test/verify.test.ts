@@ -3,13 +3,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { decodeFile, SAMPLE_RATE } from '../src/pipeline/decode.js';
-import { FingerprintIndex } from '../src/pipeline/fingerprint-index.js';
-import { FRAME_SECONDS, fingerprint, FingerprintStream, PROFILES } from '../src/pipeline/fingerprint.js';
-import type { Candidate, Placement } from '../src/pipeline/matcher.js';
-import { DataStore } from '../src/pipeline/store.js';
-import { MIN_VERIFIED_FRAMES, QuerySketch, verify } from '../src/pipeline/verify.js';
-import { fetchCorpus } from './corpus.js';
+import { decodeFile, SAMPLE_RATE } from '../src/audio/decode.js';
+import { FingerprintIndex } from '../src/exact/fingerprint-index.js';
+import { FRAME_SECONDS, fingerprint, FingerprintStream, PROFILES } from '../src/exact/fingerprint.js';
+import type { Candidate, Placement } from '../src/exact/matcher.js';
+import { DataStore } from '../src/exact/lmdb.js';
+import { MIN_VERIFIED_FRAMES, QuerySketch, verify } from '../src/exact/verify.js';
+import { fetchCorpus } from '../tools/corpus.js';
 
 const HOP = PROFILES.query.hop;
 const tracks = async () => {

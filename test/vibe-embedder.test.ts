@@ -7,13 +7,13 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { loadConfig, type Config } from '../src/config.js';
-import { decodeFile } from '../src/pipeline/decode.js';
+import { loadConfig, type Config } from '../src/base/config.js';
+import { decodeFile } from '../src/audio/decode.js';
 import { openEmbedder, type Embedder, type Embedding } from '../src/vibe/embedder.js';
 import { MUSICNN_INPUT, musicnnPatches } from '../src/vibe/inputs.js';
 import { readKerasH5 } from '../src/vibe/keras-h5.js';
 import { MSD_TAGS, musicnnOnnx } from '../src/vibe/models.js';
-import { fetchCorpus, SHARED_DIR } from './corpus.js';
+import { fetchCorpus, SHARED_DIR } from '../tools/corpus.js';
 import { forward } from './musicnn-reference.js';
 
 const H5 = path.join(SHARED_DIR, 'models', 'musicnn', 'MSD_musicnn.h5');

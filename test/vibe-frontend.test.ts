@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { CLAP_FRAMES, CLAP_INPUT, clapWindow, MUSICNN_INPUT, musicnnPatches } from '../src/vibe/inputs.js';
 import { frameCount, hzToMel, melFilterbank, MelSpectrogram, melToHz, toFloat16 } from '../src/vibe/mel.js';
-import { fetchCorpus } from './corpus.js';
+import { fetchCorpus } from '../tools/corpus.js';
 
 const run = promisify(execFile);
 

@@ -9,21 +9,20 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import type { Config } from '../src/config.js';
-import { isAppError } from '../src/errors.js';
-import { Engine } from '../src/pipeline/engine.js';
-import { DEFAULT_MATCHER } from '../src/pipeline/matcher.js';
-import { startServer, type RunningServer } from '../src/server/serve.js';
+import type { Config } from '../src/base/config.js';
+import { isAppError } from '../src/base/errors.js';
+import { Engine } from '../src/engine/engine.js';
+import { DEFAULT_MATCHER } from '../src/exact/matcher.js';
+import { startServer, type RunningServer } from '../src/serve.js';
 import { MUSICNN_MODEL } from '../src/vibe/models.js';
-import { rebuildVibe } from '../src/vibe/rebuild.js';
-import { UsearchStore } from '../src/vibe/usearch-store.js';
-import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack } from './corpus.js';
+import { rebuildVibe } from '../src/engine/rebuild-vibe.js';
+import { UsearchStore } from '../src/vibe/store/usearch-store.js';
+import { CONDITIONS, makeClip, type CorpusTrack, CLIP_DIR } from '../tools/corpus.js';
 import { musicnnMissing, smallCorpusSplit, tempDataDir } from './fixtures.js';
-import { listen } from './listen-client.js';
+import { listen } from '../tools/listen-client.js';
 
 const run = promisify(execFile);
 const KEY = 'vibe-test-key-0123456789';
-const clipDir = path.join(CACHE_DIR, 'test-clips');
 
 interface VibeMatchBody {
   track: { id: string; file_name: string };
@@ -58,7 +57,7 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
 
   const clip = (t: CorpusTrack, start: number, seconds: number, cond = 'clean') => {
     const c = CONDITIONS.find((x) => x.name === cond)!;
-    return makeClip(t.file, path.join(clipDir, `${t.name}-${start}-${seconds}-${c.name.replace(/\W+/g, '_')}.${c.ext}`), start, seconds, c);
+    return makeClip(t.file, path.join(CLIP_DIR, `${t.name}-${start}-${seconds}-${c.name.replace(/\W+/g, '_')}.${c.ext}`), start, seconds, c);
   };
   const search = async (file: string, mode: string) => {
     const form = new FormData();

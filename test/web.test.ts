@@ -12,17 +12,16 @@ import { promisify } from 'node:util';
 import { Hono } from 'hono';
 import WebSocket from 'ws';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { ingestFiles } from '../src/pipeline/ingest.js';
-import { startServer, type RunningServer } from '../src/server/serve.js';
-import { serveWebClient, WEB_DIR } from '../src/server/web.js';
-import { CACHE_DIR, type CorpusTrack } from './corpus.js';
+import { ingestFiles } from '../src/engine/ingest.js';
+import { startServer, type RunningServer } from '../src/serve.js';
+import { serveWebClient, WEB_DIR } from '../src/http/web.js';
+import { type CorpusTrack, CLIP_DIR } from '../tools/corpus.js';
 import { smallCorpusSplit, tempDataDir } from './fixtures.js';
 
 const run = promisify(execFile);
 const CHROMIUM = process.env.AUDIO_IDENT_CHROMIUM ?? '/usr/bin/chromium';
 const KEY = 'web-test-key-0123456789';
 const ARTIFACTS = process.env.AUDIO_IDENT_CACHE_DIR ? path.join(process.env.AUDIO_IDENT_CACHE_DIR, 'artifacts', 'web') : path.join(os.tmpdir(), 'audio-ident-artifacts', 'web');
-const clipDir = path.join(CACHE_DIR, 'test-clips');
 
 let server: RunningServer;
 let catalog: CorpusTrack[];
@@ -47,9 +46,9 @@ after(async () => {
 
 /** A mono 48 kHz 16-bit WAV excerpt, the form Chromium's fake capture device plays best (looping). */
 async function wav(t: CorpusTrack, start: number, seconds: number): Promise<string> {
-  const out = path.join(clipDir, `${t.name}-${start}-${seconds}.mic48k.wav`);
+  const out = path.join(CLIP_DIR, `${t.name}-${start}-${seconds}.mic48k.wav`);
   if (existsSync(out)) return out;
-  await mkdir(clipDir, { recursive: true });
+  await mkdir(CLIP_DIR, { recursive: true });
   const tmp = `${out}.part.${process.pid}.wav`;
   await run('ffmpeg', ['-v', 'error', '-y', '-ss', String(start), '-t', String(seconds), '-i', t.file, '-ac', '1', '-ar', '48000', '-c:a', 'pcm_s16le', tmp]);
   await run('mv', [tmp, out]);
@@ -183,7 +182,7 @@ test('listening: the fake microphone plays a catalog track; provisional, then fi
 
 test('keep listening: a running list of what played when, as the music changes track', { timeout: 120_000 }, async () => {
   const [a, b2] = [catalog[0]!, catalog[3]!];
-  const mic = path.join(clipDir, `${a.name}-30+${b2.name}-20.mic48k.wav`);
+  const mic = path.join(CLIP_DIR, `${a.name}-30+${b2.name}-20.mic48k.wav`);
   if (!existsSync(mic)) {
     const part = `${mic}.part.${process.pid}.wav`;
     const mono = 'aformat=sample_rates=48000:channel_layouts=mono';

@@ -6,8 +6,8 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import postgres from 'postgres';
-import { AppError } from '../errors.js';
-import { isAlive } from '../process.js';
+import { AppError } from '../base/errors.js';
+import { isAlive } from '../base/process.js';
 
 export type Sql = postgres.Sql;
 

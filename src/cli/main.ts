@@ -3,18 +3,18 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { z } from 'zod';
-import { loadConfig } from '../config.js';
-import { AppError, isAppError } from '../errors.js';
-import { setLogLevel } from '../log.js';
-import { decodeFile } from '../pipeline/decode.js';
-import { MAX_QUERY_SECONDS } from '../pipeline/clip-match.js';
-import { Engine } from '../pipeline/engine.js';
-import { ingestFiles, listAudioFiles } from '../pipeline/ingest.js';
-import { DEFAULT_MATCHER } from '../pipeline/matcher.js';
-import { rebuildIndex } from '../pipeline/rebuild.js';
-import { rebuildVibe } from '../vibe/rebuild.js';
-import { exactMatch, trackInfo } from '../server/schemas.js';
-import { serve } from '../server/serve.js';
+import { loadConfig } from '../base/config.js';
+import { AppError, isAppError } from '../base/errors.js';
+import { setLogLevel } from '../base/log.js';
+import { decodeFile } from '../audio/decode.js';
+import { MAX_QUERY_SECONDS } from '../exact/clip-match.js';
+import { Engine } from '../engine/engine.js';
+import { ingestFiles, listAudioFiles } from '../engine/ingest.js';
+import { DEFAULT_MATCHER } from '../exact/matcher.js';
+import { rebuildIndex } from '../engine/rebuild.js';
+import { rebuildVibe } from '../engine/rebuild-vibe.js';
+import { exactMatch, trackInfo } from '../api/schemas.js';
+import { serve } from '../serve.js';
 import { ProgressBar } from './progress.js';
 
 const USAGE = `usage:

@@ -3,9 +3,9 @@
 // Callers hand PCM at model.sampleRate and get raw model outputs; comparing them is theirs.
 import os from 'node:os';
 import { Piscina } from 'piscina';
-import type { Config } from '../config.js';
-import { AppError } from '../errors.js';
-import { log } from '../log.js';
+import type { Config } from '../base/config.js';
+import { AppError } from '../base/errors.js';
+import { log } from '../base/log.js';
 import type { UnitOutputs, WorkerData, WorkerTask } from './embed-worker.js';
 import { windowStarts } from './inputs.js';
 import { prepareModel, type PreparedModel, type PrepareOptions } from './models.js';

@@ -8,12 +8,12 @@
 // again. bench:vibe measured both steps against the plain 200-d embedding and every alternative
 // tried (README, "Vibe benchmark"): the centred pooling layer gains about +0.05 precision@10 on
 // whole tracks and 10 s chunks, the expansion adds up to +0.015 more.
-import type { Config } from '../config.js';
-import { log } from '../log.js';
-import { SAMPLE_RATE } from '../pipeline/decode.js';
+import type { Config } from '../base/config.js';
+import { log } from '../base/log.js';
+import { SAMPLE_RATE } from '../audio/decode.js';
 import { openEmbedder, type ChunkEmbedding, type Embedder, type Embedding } from './embedder.js';
-import { unit } from './centre.js';
-import { assertSpace, type Query, type VectorHit, type VectorKind, type VectorPoint, type VectorSpace, type VectorStore } from './vector-store.js';
+import { unit } from './store/centre.js';
+import { assertSpace, type Query, type VectorHit, type VectorKind, type VectorPoint, type VectorSpace, type VectorStore } from './store/vector-store.js';
 
 /** A track's embeddings as ingest computes them. */
 export interface TrackEmbeddings {

@@ -1,0 +1,319 @@
+// The HTTP API (Hono): catalog management, clip search, health, metrics and the OpenAPI document.
+// Handlers work through the Engine; a search's decoding and matching run in the matching threads.
+// Errors of every kind leave through onError, which maps them with the one table in errors.ts.
+import { spawn } from 'node:child_process';
+import { timingSafeEqual, randomUUID } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import type { Context, MiddlewareHandler } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { Config } from '../base/config.js';
+import { AppError, httpStatus, isErrorCode, toAppError } from '../base/errors.js';
+import { log } from '../base/log.js';
+import type { Engine } from '../engine/engine.js';
+import { ingestFiles, type IngestOutcome } from '../engine/ingest.js';
+import type { MatchThreads } from '../exact/match-threads.js';
+import { Metrics } from './metrics.js';
+import * as S from '../api/schemas.js';
+import { serveWebClient } from './web.js';
+
+/** Largest search clip (the seed's browser upload limit). */
+export const SEARCH_MAX_BYTES = 10 * 2 ** 20;
+/** Each search lane's time (the seed's budget: exact 3 s, vibe 4 s, within 5 s in all). */
+const LANE_TIMEOUT_MS = { exact: 3000, vibe: 4000 };
+/** Room for the multipart envelope and the small form fields around the file. */
+const FORM_SLACK = 64 * 1024;
+
+const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ content: { 'application/json': { schema } }, description });
+const errors = {
+  400: json(S.ErrorBody, 'Bad form fields or query parameters'),
+  413: json(S.ErrorBody, 'Upload too large (FILE_TOO_LARGE)'),
+  415: json(S.ErrorBody, 'Not an accepted audio format, detected from the content (UNSUPPORTED_FORMAT)'),
+  422: json(S.ErrorBody, 'Undecodable audio (DECODE_FAILED), clip under 3 s (AUDIO_TOO_SHORT), or lane unavailable'),
+};
+const authErrors = { 401: json(S.ErrorBody, 'Missing or wrong API key') };
+
+export function createApp(engine: Engine, config: Config, threads: MatchThreads, metrics = new Metrics()): OpenAPIHono {
+  const app = new OpenAPIHono({
+    defaultHook: (result) => {
+      if (!result.success) {
+        const issue = result.error.issues[0];
+        const field = issue?.path.join('.') || 'request';
+        throw new AppError('INVALID_ARGUMENT', `${field}: ${issue?.message ?? 'invalid'}`);
+      }
+    },
+  });
+
+  app.use('*', async (c, next) => {
+    const started = performance.now();
+    await next();
+    const route = c.req.routePath === '/*' ? 'unmatched' : c.req.routePath;
+    const labels = { method: c.req.method, route, status: String(c.res.status) };
+    metrics.inc('http_requests_total', 'HTTP requests by route and status', labels);
+    metrics.observe('http_request_duration_seconds', 'HTTP request latency', { method: c.req.method, route }, (performance.now() - started) / 1000);
+  });
+  metrics.gauge('audio_ident_index_bytes', 'Size of the fingerprint index on disk', () => engine.stats().bytes);
+  metrics.gauge('audio_ident_index_postings', 'Postings in the fingerprint index', () => engine.stats().postings);
+  metrics.gauge('audio_ident_indexed_tracks', 'Tracks in the fingerprint index', () => engine.stats().tracks);
+
+  app.onError((e, c) => {
+    const err = e instanceof AppError ? e : toAppError(e);
+    if (err.code === 'INTERNAL') log.error('request failed', { path: c.req.path, error: (e as Error).stack ?? String(e) });
+    return c.json({ error: { code: err.code, message: err.message } }, httpStatus(err.code));
+  });
+  app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
+
+  const requireKey: MiddlewareHandler = async (c, next) => {
+    if (config.apiKey && !keyMatches(c.req.header('authorization'), config.apiKey)) {
+      throw new AppError('UNAUTHORIZED', 'this endpoint needs the API key: Authorization: Bearer KEY');
+    }
+    await next();
+  };
+  const limit = (maxSize: number) =>
+    bodyLimit({
+      maxSize,
+      onError: () => {
+        throw new AppError('FILE_TOO_LARGE', `upload over ${Math.round(maxSize / 2 ** 20)} MB`);
+      },
+    });
+
+  // --- tracks ---------------------------------------------------------------------------------
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/tracks',
+      summary: 'Ingest audio files into the catalog',
+      description: 'Each `file` part is hashed, checked for duplicates (same file, or another copy of the same recording), decoded, fingerprinted and indexed. 201 when a track was created, 200 when every file was a duplicate.',
+      middleware: [requireKey, limit(config.maxTrackUploadBytes + FORM_SLACK)] as const,
+      request: { body: { content: { 'multipart/form-data': { schema: S.TrackUploadForm } }, required: true } },
+      responses: { 200: json(S.TrackUploadResponse, 'Every file was a duplicate'), 201: json(S.TrackUploadResponse, 'At least one track was created'), ...errors, ...authErrors },
+    }),
+    async (c) => {
+      const form = c.req.valid('form');
+      const files = Array.isArray(form.file) ? form.file : [form.file];
+      for (const f of files) if (f.size > config.maxTrackUploadBytes) throw new AppError('FILE_TOO_LARGE', `${f.name}: over ${config.maxTrackUploadBytes / 2 ** 20} MB`);
+      const dir = path.join(config.dataDir, 'uploads');
+      await mkdir(dir, { recursive: true });
+      const inputs = files.map((f) => ({ path: path.join(dir, `${process.pid}.${randomUUID()}`), name: path.basename(f.name || 'upload') }));
+      try {
+        await Promise.all(files.map(async (f, i) => writeFile(inputs[i]!.path, new Uint8Array(await f.arrayBuffer()))));
+        const summary = await ingestFiles(engine, inputs);
+        const byFile = new Map(summary.outcomes.map((o) => [o.file, o]));
+        const outcomes = inputs.map((i) => byFile.get(i.path)!);
+        for (const o of outcomes) metrics.inc('audio_ident_ingest_files_total', 'Files offered for ingest, by outcome', { status: o.status });
+        if (outcomes.every((o) => o.status === 'failed')) {
+          const first = outcomes[0] as Extract<IngestOutcome, { status: 'failed' }>;
+          throw new AppError(isErrorCode(first.code) ? first.code : 'INTERNAL', first.message);
+        }
+        const body = { tracks: outcomes.map((o, i) => uploadResult(inputs[i]!.name, o)) };
+        return c.json(body, outcomes.some((o) => o.status === 'created') ? 201 : 200);
+      } finally {
+        await Promise.all(inputs.map((i) => rm(i.path, { force: true })));
+      }
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/tracks',
+      summary: 'List catalog tracks, oldest first, optionally filtered by text',
+      request: { query: S.TrackListQuery },
+      responses: { 200: json(S.TrackList, 'A page of tracks'), 400: errors[400] },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const { tracks, total } = await engine.catalog.list(q);
+      return c.json({ tracks: tracks.map(S.trackInfo), total, limit: q.limit, offset: q.offset }, 200);
+    },
+  );
+
+  const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, format: 'uuid' }) });
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/tracks/{id}',
+      summary: 'One catalog track',
+      request: { params: IdParam },
+      responses: { 200: json(S.TrackInfo, 'The track'), 404: json(S.ErrorBody, 'No such track') },
+    }),
+    async (c) => {
+      const t = await engine.catalog.get(c.req.valid('param').id);
+      if (!t) throw new AppError('TRACK_NOT_FOUND', `no track with id ${c.req.valid('param').id}`);
+      return c.json(S.trackInfo(t), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/api/v1/tracks/{id}',
+      summary: 'Delete a track: its postings, stored original and row',
+      middleware: [requireKey] as const,
+      request: { params: IdParam },
+      responses: { 204: { description: 'Deleted' }, 404: json(S.ErrorBody, 'No such track'), ...authErrors },
+    }),
+    async (c) => {
+      await engine.removeTrack(c.req.valid('param').id);
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/api/v1/duplicates',
+      summary: 'Recent duplicate reports of the ingestion pipeline (files not added: another copy of a catalog recording)',
+      responses: { 200: json(S.DuplicateReports, 'Newest first') },
+    }),
+    async (c) => c.json({ reports: await engine.catalog.duplicateReports() }, 200),
+  );
+
+  // --- search ---------------------------------------------------------------------------------
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/api/v1/search',
+      summary: 'Identify a complete clip (the fallback when live streaming is not possible)',
+      middleware: [limit(SEARCH_MAX_BYTES + FORM_SLACK)] as const,
+      request: { body: { content: { 'multipart/form-data': { schema: S.SearchForm } }, required: true } },
+      responses: { 200: json(S.SearchResponse, 'Matches per lane'), ...errors },
+    }),
+    async (c) => {
+      const started = performance.now();
+      const { audio, mode, max_results } = c.req.valid('form');
+      if (audio.size > SEARCH_MAX_BYTES) throw new AppError('FILE_TOO_LARGE', 'upload over 10 MB');
+      if (mode === 'vibe' && !engine.vibe) throw new AppError('LANE_UNAVAILABLE', `the vibe lane is not available (${engine.vibeUnavailable}): use mode=exact`);
+      // Decoded (and for the exact lane matched) in a thread: the clip comes back decoded, its
+      // matches later. The lanes run side by side from there, each within its own time; in mode
+      // both, one lane failing or running late leaves the other's answer standing.
+      const { matches, pcm } = await threads.clip(await audio.arrayBuffer(), { label: audio.name || 'audio', maxResults: max_results, exact: mode !== 'vibe', keepPcm: mode !== 'exact' && !!engine.vibe });
+      const [exact, vibe] = await Promise.all([
+        matches ? runLane('exact', async () => engine.resolve(await matches), LANE_TIMEOUT_MS.exact) : undefined,
+        pcm ? runLane('vibe', () => engine.vibeSearch(pcm, max_results), LANE_TIMEOUT_MS.vibe) : undefined,
+      ]);
+      if (mode !== 'both') {
+        const only = (exact ?? vibe)!;
+        if (only.status !== 'ran') throw only.error;
+      }
+      const exactMatches = exact?.status === 'ran' ? exact.value : [];
+      const vibeMatches = vibe?.status === 'ran' ? vibe.value : [];
+      metrics.inc('audio_ident_searches_total', 'Clip searches, by whether the exact lane matched', { matched: String(exactMatches.length > 0) });
+      for (const [lane, r] of [['exact', exact], ['vibe', vibe]] as const) {
+        if (r) metrics.inc('audio_ident_search_lanes_total', 'Search lanes run, by outcome', { lane, status: r.status });
+      }
+      return c.json(
+        {
+          request_id: randomUUID(),
+          query_duration_ms: Math.round((performance.now() - started) * 100) / 100,
+          exact_matches: exactMatches.map(S.exactMatch),
+          vibe_matches: vibeMatches.map(S.vibeMatch),
+          mode_used: mode,
+          lanes: {
+            exact: exact?.status ?? ('skipped' as const),
+            vibe: vibe?.status ?? (mode === 'exact' ? ('skipped' as const) : ('unavailable' as const)),
+          },
+        },
+        200,
+      );
+    },
+  );
+
+  // --- operations -----------------------------------------------------------------------------
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/health',
+      summary: 'Whether the catalog, the index, ffmpeg and the vibe lane work',
+      responses: { 200: json(S.Health, 'All good'), 503: json(S.Health, 'Something is down') },
+    }),
+    async (c) => {
+      const checks = {
+        catalog: await engine.ping().then(() => 'ok', (e: Error) => `error: ${e.message}`),
+        index: (() => {
+          try {
+            return `ok (${engine.stats().tracks} tracks)`;
+          } catch (e) {
+            return `error: ${(e as Error).message}`;
+          }
+        })(),
+        ffmpeg: await ffmpegVersion(config.ffmpegPath).then((v) => `ok (${v})`, (e: Error) => `error: ${e.message}`),
+      };
+      const ok = Object.values(checks).every((v) => v.startsWith('ok'));
+      // The vibe lane is optional: off is reported, not a failure; an unreachable store is.
+      const vibe = engine.vibe
+        ? await engine.vectors.count().then((n) => `ok (${engine.vibe!.space.id}, ${engine.vectors.backend}, ${n.track} tracks)`, (e: Error) => `error: ${e.message}`)
+        : `off (${engine.vibeUnavailable})`;
+      const healthy = ok && !vibe.startsWith('error');
+      return c.json({ status: healthy ? ('ok' as const) : ('degraded' as const), checks: { ...checks, vibe } }, healthy ? 200 : 503);
+    },
+  );
+
+  app.get('/metrics', (c: Context) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'audio-ident', version: '0.1.0', description: 'Audio identification: catalog management and clip search. Ingestion endpoints need `Authorization: Bearer KEY`.' },
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  serveWebClient(app);
+  return app;
+}
+
+function uploadResult(fileName: string, o: IngestOutcome): z.infer<typeof S.TrackUploadResponse>['tracks'][number] {
+  switch (o.status) {
+    case 'created':
+      return { file_name: fileName, status: 'created', track: S.trackInfo(o.track) };
+    case 'duplicate':
+      return { file_name: fileName, status: 'duplicate', track: S.trackInfo(o.track), duplicate_of: { id: o.track.id, reason: o.reason, confidence: Math.round(o.confidence * 1000) / 1000 } };
+    case 'failed':
+      return { file_name: fileName, status: 'failed', error: { code: o.code, message: o.message } };
+  }
+}
+
+type LaneResult<T> = { status: 'ran'; value: T } | { status: 'failed' | 'timeout'; error: AppError };
+
+/** Runs one search lane within its time; what went wrong is returned, not thrown. */
+async function runLane<T>(lane: string, fn: () => Promise<T>, timeoutMs: number): Promise<LaneResult<T>> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<LaneResult<T>>((resolve) => {
+    timer = setTimeout(() => resolve({ status: 'timeout', error: new AppError('TIMEOUT', `the ${lane} lane took longer than ${timeoutMs / 1000} s`) }), timeoutMs);
+  });
+  const work = fn().then(
+    (value): LaneResult<T> => ({ status: 'ran', value }),
+    (e: unknown): LaneResult<T> => {
+      const error = toAppError(e);
+      if (error.code === 'INTERNAL') log.error('search lane failed', { lane, error: (e as Error).stack ?? String(e) });
+      return { status: 'failed', error };
+    },
+  );
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function keyMatches(header: string | undefined, key: string): boolean {
+  const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
+  if (!m) return false;
+  const a = Buffer.from(m[1]!.trim());
+  const b = Buffer.from(key);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+let ffmpegSeen: Promise<string> | undefined;
+function ffmpegVersion(ffmpegPath: string): Promise<string> {
+  // Once found, ffmpeg stays: a failed probe is retried on the next health check.
+  ffmpegSeen ??= new Promise<string>((resolve, reject) => {
+    const p = spawn(ffmpegPath, ['-hide_banner', '-version'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve(/ffmpeg version (\S+)/.exec(out)?.[1] ?? 'unknown') : reject(new Error(`ffmpeg exited with ${code}`))));
+  }).catch((e) => {
+    ffmpegSeen = undefined;
+    throw e;
+  });
+  return ffmpegSeen;
+}

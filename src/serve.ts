@@ -1,0 +1,101 @@
+// Runs the HTTP server (REST API and live listening) until SIGTERM or SIGINT, then stops
+// accepting, closes listening sessions (1001), lets requests in flight finish, and closes the
+// matching threads and the stores.
+import type { AddressInfo } from 'node:net';
+import { serve as listen, type ServerType } from '@hono/node-server';
+import type { Config } from './base/config.js';
+import { log } from './base/log.js';
+import type { Server } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Engine } from './engine/engine.js';
+import { DEFAULT_MATCHER } from './exact/matcher.js';
+import { DEFAULT_LIMITS, type ListenLimits } from './listen/session.js';
+import { ListenService } from './listen/transport.js';
+import { createApp } from './http/app.js';
+import { MatchThreads } from './exact/match-threads.js';
+import { Metrics } from './http/metrics.js';
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+
+export interface RunningServer {
+  url: string;
+  engine: Engine;
+  listen: ListenService;
+  threads: MatchThreads;
+  close(): Promise<void>;
+}
+
+export async function startServer(config: Config, limits: Partial<ListenLimits> = {}): Promise<RunningServer> {
+  let host = config.host;
+  if (!config.apiKey && !LOOPBACK.has(host)) {
+    log.warn('AUDIO_IDENT_API_KEY is not set: listening on 127.0.0.1 only, not on the HOST asked for', { host });
+    host = '127.0.0.1';
+  }
+  const engine = await Engine.open(config, DEFAULT_MATCHER, { vibe: true });
+  const threads = new MatchThreads({ dataDir: config.dataDir, matcher: engine.matcher, ffmpegPath: config.ffmpegPath }, config.matchThreads);
+  const metrics = new Metrics();
+  const app = createApp(engine, config, threads, metrics);
+  const server: ServerType = await new Promise((resolve, reject) => {
+    const s = listen({ fetch: app.fetch, hostname: host, port: config.port }, () => resolve(s));
+    s.once('error', reject);
+  });
+  const listenService = new ListenService(engine, server as Server, threads, { ...DEFAULT_LIMITS, maxSessions: config.maxSessions, ...limits });
+  metrics.gauge('audio_ident_listen_sessions', 'Open live listening connections', () => listenService.stats().sessions);
+  metrics.gauge('audio_ident_search_clips_in_threads', 'Search clips being decoded or matched in the matching threads', () => threads.stats().clips.reduce((n, c) => n + c, 0));
+  const loop = watchEventLoop(metrics);
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info('listening', { url, catalog: engine.databaseKind, dataDir: config.dataDir, ingestAuth: config.apiKey ? 'api key' : 'none (localhost only)', vibe: engine.vibe ? engine.vibe.space.id : `off: ${engine.vibeUnavailable}`, vectors: engine.vectors.backend });
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    engine,
+    listen: listenService,
+    threads,
+    close: () =>
+      (closing ??= (async () => {
+        loop.stop();
+        await listenService.close();
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          // Idle keep-alive connections would hold close() open; busy ones finish first.
+          (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+        });
+        await threads.close();
+        await engine.close();
+      })()),
+  };
+}
+
+// Event-loop delay over the last completed window, so that a scrape shows the present load.
+const LOOP_WINDOW_MS = 10_000;
+function watchEventLoop(metrics: Metrics): { stop(): void } {
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  let last = { p50: 0, p99: 0, max: 0 };
+  const timer = setInterval(() => {
+    last = { p50: h.percentile(50) / 1e9, p99: h.percentile(99) / 1e9, max: h.max / 1e9 };
+    h.reset();
+  }, LOOP_WINDOW_MS);
+  timer.unref();
+  for (const q of ['p50', 'p99', 'max'] as const) {
+    metrics.gauge(`audio_ident_event_loop_delay_${q}_seconds`, `Event-loop delay ${q} over the last ${LOOP_WINDOW_MS / 1000} s`, () => last[q]);
+  }
+  return { stop: () => (clearInterval(timer), h.disable()) };
+}
+
+/** `audio-ident serve`: runs until a signal. */
+export async function serve(config: Config): Promise<void> {
+  const s = await startServer(config);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info('shutting down', { signal });
+      s.close().then(resolve, (e: unknown) => {
+        log.error('shutdown failed', { error: String(e) });
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
