@@ -3,7 +3,7 @@
 // identifies 5 s excerpts under the degradations of test/corpus.ts: 2 per indexed track, and
 // 200 from the kept-out tracks as negatives; then, as a wider test of false positives, every 5 s
 // excerpt of the kept-out tracks, 2.5 s apart, clean. Prints Markdown tables.
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { rm, mkdtemp } from 'node:fs/promises';
@@ -13,7 +13,6 @@ import { setLogLevel } from '../src/base/log.js';
 import { decodeFile, SAMPLE_RATE } from '../src/audio/decode.js';
 import { Engine } from '../src/engine/engine.js';
 import { fingerprint } from '../src/exact/fingerprint.js';
-import { ingestFiles } from '../src/engine/ingest.js';
 import { changeSpeed } from '../src/audio/speed.js';
 import { DEFAULT_MATCHER } from '../src/exact/matcher.js';
 import { ProgressBar } from '../src/cli/progress.js';
@@ -77,10 +76,10 @@ async function main() {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'audio-ident-bench-'));
   // Candidates at any bit error rate are kept so that the acceptance can be calibrated below;
   // retries at other speeds follow the production acceptance.
-  const engine = await Engine.open(loadConfig(process.env, { dataDir }), { ...DEFAULT_MATCHER, maxBitErrorRate: 0.5 });
+  const engine = await Engine.open(loadConfig(process.env, { dataDir }), { matcher: { ...DEFAULT_MATCHER, maxBitErrorRate: 0.5 } });
   try {
     const bar = new ProgressBar('ingest');
-    const ing = await ingestFiles(engine, catalog.map((t) => t.file), (p) => bar.update(p.done, p.total, `${(p.audioSeconds / 3600).toFixed(2)} h`));
+    const ing = await engine.ingest(catalog.map((t) => t.file), (p) => bar.update(p.done, p.total, `${(p.audioSeconds / 3600).toFixed(2)} h`));
     if (ing.failed) throw new Error(`${ing.failed} catalog files failed to ingest`);
     const st = engine.stats();
     const hours = ing.audioSeconds / 3600;
@@ -182,13 +181,13 @@ async function scaleUp(engine: Engine, catalog: CorpusTrack[], factor: number, c
   for (const t of catalog) {
     const pcm = await decodeFile(t.file);
     const items = speeds.map((s) => ({ s, fp: fingerprint(changeSpeed(pcm, s), 'index') }));
-    // Distractor rows carry no original file: they exist to load the index, not to be rebuilt.
-    const rows = await engine.catalog.insertPending(
-      items.map(({ s }) => ({ id: randomUUID(), title: `${t.name} x${s}`, artist: null, album: null, duration_seconds: t.duration / s, sample_rate: null, channels: null, bitrate: null, format: 'pcm', file_name: `distractor-${s}-${t.name}`, sha256: createHash('sha256').update(`distractor-${s}-${t.name}`).digest('hex'), file_size_bytes: 0, raw_path: '' })),
-      'bench',
+    // Distractors carry no original file: they exist to load the index, not to be rebuilt.
+    await engine.commit(
+      items.map(({ s, fp }) => ({
+        meta: { title: `${t.name} x${s}`, artist: null, album: null, duration_seconds: t.duration / s, sample_rate: null, channels: null, bitrate: null, format: 'pcm', file_name: `distractor-${s}-${t.name}`, sha256: createHash('sha256').update(`distractor-${s}-${t.name}`).digest('hex'), file_size_bytes: 0, raw_path: '' },
+        fp,
+      })),
     );
-    engine.store.transaction(() => engine.index.add(rows.map((row, i) => ({ track: row!.fpId, fp: items[i]!.fp }))));
-    await engine.catalog.markIndexed(rows.map((row) => row!.id));
     bar.update(++done, catalog.length, `${speeds.length} copies each`);
   }
   const cpu: number[] = [];

@@ -1,6 +1,6 @@
 // Runs the HTTP server (REST API and live listening) until SIGTERM or SIGINT, then stops
 // accepting, closes listening sessions (1001), lets requests in flight finish, and closes the
-// matching threads and the stores.
+// engine (its matching threads and stores).
 import type { AddressInfo } from 'node:net';
 import { serve as listen, type ServerType } from '@hono/node-server';
 import type { Config } from './base/config.js';
@@ -8,11 +8,9 @@ import { log } from './base/log.js';
 import type { Server } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Engine } from './engine/engine.js';
-import { DEFAULT_MATCHER } from './exact/matcher.js';
 import { DEFAULT_LIMITS, type ListenLimits } from './listen/session.js';
 import { ListenService } from './listen/transport.js';
 import { createApp } from './http/app.js';
-import { MatchThreads } from './exact/match-threads.js';
 import { Metrics } from './http/metrics.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
@@ -21,7 +19,6 @@ export interface RunningServer {
   url: string;
   engine: Engine;
   listen: ListenService;
-  threads: MatchThreads;
   close(): Promise<void>;
 }
 
@@ -31,27 +28,26 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
     log.warn('AUDIO_IDENT_API_KEY is not set: listening on 127.0.0.1 only, not on the HOST asked for', { host });
     host = '127.0.0.1';
   }
-  const engine = await Engine.open(config, DEFAULT_MATCHER, { vibe: true });
-  const threads = new MatchThreads({ dataDir: config.dataDir, matcher: engine.matcher, ffmpegPath: config.ffmpegPath }, config.matchThreads);
+  const engine = await Engine.open(config, { vibe: true, matchThreads: config.matchThreads });
   const metrics = new Metrics();
-  const app = createApp(engine, config, threads, metrics);
+  const app = createApp(engine, config, metrics);
   const server: ServerType = await new Promise((resolve, reject) => {
     const s = listen({ fetch: app.fetch, hostname: host, port: config.port }, () => resolve(s));
     s.once('error', reject);
   });
-  const listenService = new ListenService(engine, server as Server, threads, { ...DEFAULT_LIMITS, maxSessions: config.maxSessions, ...limits });
+  const listenService = new ListenService(engine, server as Server, { ...DEFAULT_LIMITS, maxSessions: config.maxSessions, ...limits });
   metrics.gauge('audio_ident_listen_sessions', 'Open live listening connections', () => listenService.stats().sessions);
-  metrics.gauge('audio_ident_search_clips_in_threads', 'Search clips being decoded or matched in the matching threads', () => threads.stats().clips.reduce((n, c) => n + c, 0));
+  metrics.gauge('audio_ident_search_clips_in_threads', 'Search clips being decoded or matched in the matching threads', () => engine.threadStats().clips.reduce((n, c) => n + c, 0));
   const loop = watchEventLoop(metrics);
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info('listening', { url, catalog: engine.databaseKind, dataDir: config.dataDir, ingestAuth: config.apiKey ? 'api key' : 'none (localhost only)', vibe: engine.vibe ? engine.vibe.space.id : `off: ${engine.vibeUnavailable}`, vectors: engine.vectors.backend });
+  const vibe = engine.vibeStatus();
+  log.info('listening', { url, catalog: engine.databaseKind(), dataDir: config.dataDir, ingestAuth: config.apiKey ? 'api key' : 'none (localhost only)', vibe: vibe.on ? `${vibe.model} (${vibe.store})` : `off: ${vibe.reason}` });
   let closing: Promise<void> | undefined;
   return {
     url,
     engine,
     listen: listenService,
-    threads,
     close: () =>
       (closing ??= (async () => {
         loop.stop();
@@ -61,7 +57,6 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
           // Idle keep-alive connections would hold close() open; busy ones finish first.
           (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
         });
-        await threads.close();
         await engine.close();
       })()),
   };

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import { z } from 'zod';
+import type { Config } from '../src/base/config.js';
 import { startServer, type RunningServer } from '../src/serve.js';
 import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack, CLIP_DIR } from '../tools/corpus.js';
 import { smallCorpusSplit, tempDataDir } from './fixtures.js';
@@ -15,6 +16,7 @@ import { smallCorpusSplit, tempDataDir } from './fixtures.js';
 const KEY = 'test-key-0123456789abcdef';
 const run = promisify(execFile);
 let server: RunningServer;
+let config: Config;
 let catalog: CorpusTrack[];
 let outside: CorpusTrack[];
 
@@ -31,7 +33,8 @@ const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.stri
 
 before(async () => {
   ({ catalog, outside } = await smallCorpusSplit());
-  server = await startServer(await tempDataDir('server', { apiKey: KEY, port: 0 }));
+  config = await tempDataDir('server', { apiKey: KEY, port: 0 });
+  server = await startServer(config);
 });
 after(async () => {
   await server?.close();
@@ -62,10 +65,10 @@ const clip = (t: CorpusTrack, start: number, seconds: number, cond = 'clean') =>
 };
 /** Everything a failed upload could have left behind. */
 const footprint = async () => ({
-  tracks: (await server.engine.catalog.list()).total,
+  tracks: (await server.engine.listTracks()).total,
   index: server.engine.stats(),
-  raw: (await server.engine.raw.published()).length,
-  uploads: readdirSync(path.join(server.engine.config.dataDir, 'uploads')).length,
+  raw: (await server.engine.inventory()).originals.length,
+  uploads: readdirSync(path.join(config.dataDir, 'uploads')).length,
 });
 
 test('tracks: ingest needs the key; created, then the same file and another copy of the recording are duplicates', async () => {

@@ -3,7 +3,7 @@
 // agree, and a final run completes the ingest.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
@@ -37,20 +37,20 @@ function ingestProcess(dataDir: string, databaseUrl: string | undefined, files: 
 }
 
 async function assertConsistent(engine: Engine, label: string): Promise<number> {
-  const { tracks } = await engine.catalog.list();
-  const indexed = new Set(engine.index.trackNumbers());
-  assert.deepEqual(await engine.catalog.unsettled(), [], `${label}: unsettled rows left`);
+  const inv = await engine.inventory();
+  const { tracks } = inv;
+  const indexed = new Set(inv.indexed);
+  assert.equal(inv.unsettled, 0, `${label}: unsettled rows left`);
   for (const t of tracks) {
     assert.ok(indexed.has(t.fpId), `${label}: ${t.file_name} has no postings`);
-    assert.ok(existsSync(engine.raw.absolute(t.raw_path)), `${label}: ${t.file_name} has no raw file`);
+    assert.ok(existsSync(engine.originalPath(t)), `${label}: ${t.file_name} has no raw file`);
   }
   assert.deepEqual([...indexed].sort(), tracks.map((t) => t.fpId).sort(), `${label}: postings without a track`);
-  assert.deepEqual((await engine.raw.published()).sort(), tracks.map((t) => t.raw_path).sort(), `${label}: raw files without a track`);
-  const staging = path.join(engine.config.dataDir, 'raw', '.staging');
-  assert.deepEqual(existsSync(staging) ? readdirSync(staging) : [], [], `${label}: staged files left`);
+  assert.deepEqual(inv.originals.sort(), tracks.map((t) => t.raw_path).sort(), `${label}: raw files without a track`);
+  assert.deepEqual(inv.staged, [], `${label}: staged files left`);
   assert.equal(engine.stats().tracks, tracks.length, `${label}: index track count`);
   // Vectors: exactly the tracks ingested with the vibe lane on have them.
-  const embedded = (await engine.vectors.trackNumbers()).sort();
+  const embedded = inv.embedded.sort();
   assert.deepEqual(embedded, tracks.filter((t) => t.embedding_model !== null).map((t) => t.fpId).sort(), `${label}: vectors and tracks disagree`);
   return tracks.length;
 }
@@ -115,9 +115,9 @@ test('killing ingest with the vibe lane on leaves no vectors without a track and
   const engine = await Engine.open(config);
   try {
     assert.equal(await assertConsistent(engine, 'after the final vibe run'), files.length);
-    const { tracks } = await engine.catalog.list();
+    const { tracks } = await engine.listTracks();
     assert.ok(tracks.every((t) => t.embedding_model === MUSICNN_MODEL.id), 'every track embedded');
-    assert.equal((await engine.vectors.count()).track, files.length);
+    assert.equal((await engine.vectorCount()).track, files.length);
   } finally {
     await engine.close();
   }

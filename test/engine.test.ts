@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -9,19 +10,24 @@ import { isAppError } from '../src/base/errors.js';
 import { decodeFile } from '../src/audio/decode.js';
 import { Engine } from '../src/engine/engine.js';
 import { fingerprint } from '../src/exact/fingerprint.js';
-import { ingestFiles, listAudioFiles } from '../src/engine/ingest.js';
+import { FingerprintIndex } from '../src/exact/fingerprint-index.js';
+import { DataStore } from '../src/exact/lmdb.js';
+import type { Config } from '../src/base/config.js';
+import { listAudioFiles } from '../src/engine/ingest.js';
 import { CONDITIONS, makeClip, type CorpusTrack, CLIP_DIR } from '../tools/corpus.js';
 import { smallCorpusSplit, tempDataDir } from './fixtures.js';
 
 let engine: Engine;
+let config: Config;
 let catalog: CorpusTrack[];
 let outside: CorpusTrack[];
 const run = promisify(execFile);
 
 before(async () => {
   ({ catalog, outside } = await smallCorpusSplit());
-  engine = await Engine.open(await tempDataDir());
-  const summary = await ingestFiles(engine, catalog.map((t) => t.file));
+  config = await tempDataDir();
+  engine = await Engine.open(config);
+  const summary = await engine.ingest(catalog.map((t) => t.file));
   assert.equal(summary.created, catalog.length, JSON.stringify(summary.outcomes.filter((o) => o.status === 'failed')));
 });
 
@@ -79,37 +85,37 @@ test('music that is not in the catalog gives no match', async () => {
 
 test('re-ingesting the same files skips them and leaves the index as it was', async () => {
   const before = engine.stats();
-  const summary = await ingestFiles(engine, await listAudioFiles(catalog.map((t) => t.file)));
+  const summary = await engine.ingest(await listAudioFiles(catalog.map((t) => t.file)));
   assert.equal(summary.skipped, catalog.length);
   assert.equal(summary.created, 0);
   assert.deepEqual(engine.stats().postings, before.postings);
-  assert.equal(await engine.catalog.count(), catalog.length);
+  assert.equal((await engine.listTracks()).total, catalog.length);
 });
 
 test('deleting a track removes its postings, its row and its file', async () => {
   const t = catalog[catalog.length - 1]!;
-  const track = (await engine.catalog.list()).tracks.find((x) => x.file_name === t.name)!;
+  const track = (await engine.listTracks()).tracks.find((x) => x.file_name === t.name)!;
   const q = await clip(t, 30, 'clean');
   assert.equal((await engine.identify(await decodeFile(q)))[0]?.track.id, track.id);
   const before = engine.stats();
-  assert.ok(existsSync(engine.raw.absolute(track.raw_path)));
+  assert.ok(existsSync(engine.originalPath(track)));
   await engine.removeTrack(track.id);
   assert.deepEqual(await engine.identify(await decodeFile(q)), []);
-  assert.equal(await engine.catalog.get(track.id), undefined);
-  assert.ok(!existsSync(engine.raw.absolute(track.raw_path)));
+  assert.equal(await engine.getTrack(track.id), undefined);
+  assert.ok(!existsSync(engine.originalPath(track)));
   assert.equal(engine.stats().tracks, before.tracks - 1);
   const removed = engine.stats().postings;
   assert.ok(removed < before.postings);
   // Ingesting it again brings its postings back (not exactly the same count: which buckets keep
   // only a common marker depends on the merges, see MAX_BUCKET_POSTINGS).
-  const again = await ingestFiles(engine, [t.file]);
+  const again = await engine.ingest([t.file]);
   assert.equal(again.created, 1);
   assert.ok(engine.stats().postings > removed);
   await assertMatch(q, t, 30);
 });
 
 test('every error path gives a typed error naming the file', async () => {
-  const dir = path.dirname(engine.raw.absolute('x'));
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'audio-ident-errors-'));
   const missing = path.join(dir, 'missing.ogg');
   const corrupt = path.join(dir, 'corrupt.ogg');
   const text = path.join(dir, 'notes.mp3');
@@ -125,7 +131,7 @@ test('every error path gives a typed error naming the file', async () => {
   await assert.rejects(async () => await engine.identify(await decodeFile(short)), (e: unknown) => isAppError(e, 'AUDIO_TOO_SHORT'));
   // Ingest reports each failure and goes on with the rest.
   const before = engine.stats();
-  const summary = await ingestFiles(engine, [missing, corrupt, text, short]);
+  const summary = await engine.ingest([missing, corrupt, text, short]);
   assert.deepEqual(
     summary.outcomes.map((o) => (o.status === 'failed' ? o.code : o.status)),
     ['FILE_NOT_FOUND', 'DECODE_FAILED', 'UNSUPPORTED_FORMAT', 'AUDIO_TOO_SHORT'],
@@ -148,7 +154,7 @@ test('another copy of a catalog recording is reported as its duplicate; distinct
     copies.push({ file: await reencode(t, 'opus-32k', ['-c:a', 'libopus', '-b:a', '32k'], 'webm'), of: t });
   }
   const before = engine.stats();
-  const dup = await ingestFiles(engine, copies.map((c) => c.file));
+  const dup = await engine.ingest(copies.map((c) => c.file));
   dup.outcomes.forEach((o, i) => {
     assert.equal(o.status, 'duplicate', `${path.basename(copies[i]!.file)}: ${JSON.stringify(o)}`);
     if (o.status !== 'duplicate') return;
@@ -156,18 +162,25 @@ test('another copy of a catalog recording is reported as its duplicate; distinct
     assert.equal(o.track.file_name, copies[i]!.of.name);
   });
   assert.deepEqual(engine.stats(), before);
-  const reports = await engine.catalog.duplicateReports();
+  const reports = await engine.duplicateReports();
   assert.equal(reports.filter((r) => r.reason === 'same_recording').length, copies.length);
 
   // Tracks of the same games (same instruments, often the same tempo) are distinct recordings.
-  const distinct = await ingestFiles(engine, outside.map((t) => t.file));
+  const distinct = await engine.ingest(outside.map((t) => t.file));
   assert.deepEqual(distinct.outcomes.map((o) => o.status), outside.map(() => 'created'));
   const added = distinct.outcomes.flatMap((o) => (o.status === 'created' ? [o.track.fpId] : []));
   for (const o of distinct.outcomes) if (o.status === 'created') await engine.removeTrack(o.track.id);
   // Their postings are gone. (Buckets they made common stay skipped: the count may be lower.)
   assert.ok(engine.stats().postings <= before.postings);
-  for (const t of outside) {
-    const found = engine.index.lookup(fingerprint((await decodeFile(t.file)).subarray(0, 30 * 16000), 'query'));
-    assert.ok(!found.track.subarray(0, found.length).some((n) => added.includes(n)), `postings of ${t.name} remain`);
+  // A reader of its own, as a matching thread has: the posting lists themselves, not a count.
+  const store = DataStore.openReader(config.dataDir);
+  const index = new FingerprintIndex(store);
+  try {
+    for (const t of outside) {
+      const found = index.lookup(fingerprint((await decodeFile(t.file)).subarray(0, 30 * 16000), 'query'));
+      assert.ok(!found.track.subarray(0, found.length).some((n) => added.includes(n)), `postings of ${t.name} remain`);
+    }
+  } finally {
+    await store.close();
   }
 });

@@ -10,7 +10,6 @@ import { after, before, test } from 'node:test';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { decodeFile } from '../src/audio/decode.js';
-import { ingestFiles } from '../src/engine/ingest.js';
 import { OpusPcmStream } from '../src/audio/opus/opus-decode.js';
 import { startServer, type RunningServer } from '../src/serve.js';
 import { CONDITIONS, makeClip, type CorpusTrack, CLIP_DIR } from '../tools/corpus.js';
@@ -27,7 +26,7 @@ const wsUrl = () => `${server.url.replace('http', 'ws')}/api/v1/listen`;
 before(async () => {
   ({ catalog, outside } = await smallCorpusSplit());
   server = await startServer(await tempDataDir('server', { port: 0 }));
-  const s = await ingestFiles(server.engine, catalog.slice(0, 6).map((t) => t.file));
+  const s = await server.engine.ingest(catalog.slice(0, 6).map((t) => t.file));
   assert.equal(s.created, 6);
 });
 after(async () => {

@@ -12,10 +12,9 @@ import { promisify } from 'node:util';
 import type { Config } from '../src/base/config.js';
 import { isAppError } from '../src/base/errors.js';
 import { Engine } from '../src/engine/engine.js';
-import { DEFAULT_MATCHER } from '../src/exact/matcher.js';
 import { startServer, type RunningServer } from '../src/serve.js';
 import { MUSICNN_MODEL } from '../src/vibe/models.js';
-import { rebuildVibe } from '../src/engine/rebuild-vibe.js';
+import { rebuildVibe } from '../src/engine/rebuild.js';
 import { UsearchStore } from '../src/vibe/store/usearch-store.js';
 import { CONDITIONS, makeClip, type CorpusTrack, CLIP_DIR } from '../tools/corpus.js';
 import { musicnnMissing, smallCorpusSplit, tempDataDir } from './fixtures.js';
@@ -45,7 +44,8 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
     tracks = [...byPkg.values()].slice(0, 4);
     config = await tempDataDir('embedded', { apiKey: KEY, port: 0, vibeModel: 'musicnn' });
     server = await startServer(config);
-    assert.ok(server.engine.vibe, `vibe lane off: ${server.engine.vibeUnavailable}`);
+    const lane = server.engine.vibeStatus();
+    assert.ok(lane.on, `vibe lane off: ${lane.on ? '' : lane.reason}`);
     const form = new FormData();
     for (const t of tracks) form.append('file', new Blob([await readFile(t.file)]), path.basename(t.file));
     const res = await fetch(url('/api/v1/tracks'), { method: 'POST', body: form, headers: { authorization: `Bearer ${KEY}` } });
@@ -68,15 +68,15 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
   };
 
   test('ingest stored a track vector and 10 s chunks every 5 s per track, with the model and top tags in the catalog', async () => {
-    const count = await server.engine.vectors.count();
+    const count = await server.engine.vectorCount();
     assert.equal(count.track, tracks.length);
     const expectedChunks = tracks.reduce((s, t) => s + Math.max(1, Math.floor((t.duration - 10) / 5) + 1), 0);
     assert.ok(Math.abs(count.chunk - expectedChunks) <= tracks.length, `chunks ${count.chunk}, about ${expectedChunks} expected`);
-    const { tracks: rows } = await server.engine.catalog.list();
+    const { tracks: rows } = await server.engine.listTracks();
     for (const r of rows) {
       assert.equal(r.embedding_model, MUSICNN_MODEL.id);
       assert.equal(r.vibe_tags.length, 3);
-      for (const tag of r.vibe_tags) assert.ok(server.engine.vibe!.embedder.model.tagNames.includes(tag), tag);
+      for (const tag of r.vibe_tags) assert.ok(MUSICNN_MODEL.tagNames.includes(tag), tag);
     }
     const health = (await (await fetch(url('/health'))).json()) as { status: string; checks: { vibe: string } };
     assert.equal(health.status, 'ok');
@@ -164,33 +164,33 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
 
   test('deleting a track removes its vectors: it is no longer found', async () => {
     const t = tracks[2]!;
-    const before = await server.engine.vectors.count();
-    const row = (await server.engine.catalog.list()).tracks.find((x) => x.file_name === t.name)!;
+    const before = await server.engine.vectorCount();
+    const row = (await server.engine.listTracks()).tracks.find((x) => x.file_name === t.name)!;
     const res = await fetch(url(`/api/v1/tracks/${row.id}`), { method: 'DELETE', headers: { authorization: `Bearer ${KEY}` } });
     assert.equal(res.status, 204);
-    const afterCount = await server.engine.vectors.count();
+    const afterCount = await server.engine.vectorCount();
     assert.equal(afterCount.track, before.track - 1);
     assert.ok(afterCount.chunk < before.chunk);
-    assert.ok(!(await server.engine.vectors.trackNumbers()).includes(row.fpId));
+    assert.ok(!(await server.engine.inventory()).embedded.includes(row.fpId));
     const body = (await (await search(await clip(t, 20, 10), 'vibe')).json()) as { vibe_matches: VibeMatchBody[] };
     assert.ok(body.vibe_matches.every((m) => m.track.id !== row.id));
   });
 
   test('vectors of another model are refused at start with the command that re-embeds; rebuild-index --vibe restores the lane', { timeout: 300_000 }, async () => {
-    const expected = await server.engine.vectors.count();
+    const expected = await server.engine.vectorCount();
     await server.close();
     // Another model's vectors, as a change of AUDIO_IDENT_VIBE_MODEL would leave them.
     const store = UsearchStore.open(config.dataDir);
     const other = { id: 'another-model', dim: 8 };
     await store.replaceAll(other, [{ fpId: 1, trackId: '00000000-0000-0000-0000-000000000000', kind: 'track', startSeconds: 0, vector: new Float32Array(8).fill(1) }]);
     await store.close();
-    await assert.rejects(Engine.open(config, DEFAULT_MATCHER, { vibe: true }), (e: unknown) => isAppError(e, 'INDEX_MISMATCH') && /another-model/.test(e.message) && /rebuild-index --vibe/.test(e.message));
+    await assert.rejects(Engine.open(config, { vibe: true }), (e: unknown) => isAppError(e, 'INDEX_MISMATCH') && /another-model/.test(e.message) && /rebuild-index --vibe/.test(e.message));
     const r = await rebuildVibe(config);
     assert.equal(r.tracks, tracks.length - 1);
-    const engine = await Engine.open(config, DEFAULT_MATCHER, { vibe: true });
+    const engine = await Engine.open(config, { vibe: true });
     try {
-      assert.deepEqual(await engine.vectors.count(), expected);
-      assert.deepEqual((await engine.vectors.space())?.id, MUSICNN_MODEL.id);
+      assert.deepEqual(await engine.vectorCount(), expected);
+      assert.deepEqual(engine.vibeStatus(), { on: true, model: MUSICNN_MODEL.id, store: 'usearch' });
     } finally {
       await engine.close();
     }

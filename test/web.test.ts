@@ -12,7 +12,6 @@ import { promisify } from 'node:util';
 import { Hono } from 'hono';
 import WebSocket from 'ws';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { ingestFiles } from '../src/engine/ingest.js';
 import { startServer, type RunningServer } from '../src/serve.js';
 import { serveWebClient, WEB_DIR } from '../src/http/web.js';
 import { type CorpusTrack, CLIP_DIR } from '../tools/corpus.js';
@@ -33,7 +32,7 @@ before(async () => {
   assert.ok(existsSync(path.join(WEB_DIR, 'index.html')), 'the web client is not built: npm run build:web');
   ({ catalog, outside } = await smallCorpusSplit());
   server = await startServer(await tempDataDir('server', { port: 0, apiKey: KEY }));
-  const s = await ingestFiles(server.engine, catalog.slice(0, 4).map((t) => t.file));
+  const s = await server.engine.ingest(catalog.slice(0, 4).map((t) => t.file));
   assert.equal(s.created, 4);
   const list = (await (await fetch(`${server.url}/api/v1/tracks?limit=200`)).json()) as { tracks: { id: string; title: string; file_name: string; duration_seconds: number }[] };
   for (const t of list.tracks) titles.set(t.file_name, t);

@@ -1,5 +1,8 @@
 // Typed errors with stable codes, and the one table that maps each code to an HTTP status and a
-// WebSocket close code. The CLI prints code and message.
+// WebSocket close code. The CLI prints code and message; clients never see an INTERNAL error's
+// own text (publicError).
+import { randomUUID } from 'node:crypto';
+import { log } from './log.js';
 
 const TABLE = {
   FILE_NOT_FOUND: { http: 404, ws: 1008 },
@@ -8,6 +11,9 @@ const TABLE = {
   AUDIO_TOO_SHORT: { http: 422, ws: 1007 },
   FILE_TOO_LARGE: { http: 413, ws: 1009 },
   TRACK_NOT_FOUND: { http: 404, ws: 1008 },
+  /** Ingest: the same content is being ingested by another process, or twice in one batch. */
+  DUPLICATE_IN_PROGRESS: { http: 409, ws: 1008 },
+  DUPLICATE_IN_BATCH: { http: 409, ws: 1008 },
   INDEX_MISMATCH: { http: 500, ws: 1011 },
   INVALID_ARGUMENT: { http: 400, ws: 1008 },
   UNAUTHORIZED: { http: 401, ws: 1008 },
@@ -28,13 +34,22 @@ const TABLE = {
 export type ErrorCode = keyof typeof TABLE;
 
 export class AppError extends Error {
+  /** An INTERNAL error whose cause was already logged, and whose message is already public. */
+  private readonly logged: boolean;
+
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; logged?: boolean },
   ) {
     super(message, options);
     this.name = 'AppError';
+    this.logged = options?.logged ?? false;
+  }
+
+  /** Whether its message may reach a client as it is. */
+  isPublic(): boolean {
+    return this.code !== 'INTERNAL' || this.logged;
   }
 }
 
@@ -52,6 +67,18 @@ export function httpStatus(code: ErrorCode): (typeof TABLE)[ErrorCode]['http'] {
 
 export function wsCloseCode(code: ErrorCode): number {
   return TABLE[code].ws;
+}
+
+/**
+ * An error as a client (or the event loop, from a thread) may see it. An INTERNAL failure loses
+ * its text, which is logged here in full under a reference (the request's id when the context
+ * has one) that the message names.
+ */
+export function publicError(e: unknown, context: Record<string, unknown> = {}): { code: ErrorCode; message: string } {
+  if (e instanceof AppError && e.isPublic()) return { code: e.code, message: e.message };
+  const ref = typeof context.requestId === 'string' ? context.requestId : randomUUID();
+  log.error('internal error', { ...context, ref, error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+  return { code: 'INTERNAL', message: `internal error (ref ${ref})` };
 }
 
 /** Any thrown value as an AppError: unknown failures become INTERNAL without leaking details. */

@@ -1,6 +1,6 @@
 // Original files, stored once under DATA/raw/ab/<sha256>.<ext>. A file is first copied to
 // DATA/raw/.staging/<pid>.<sha256>.<ext> and moved into place only after its catalog row and
-// postings are committed (see engine.ts for the whole order).
+// postings are committed (engine/engine.ts has the whole order).
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
@@ -53,6 +53,11 @@ export class RawStore {
       removed++;
     }
     return removed;
+  }
+
+  /** Staged copies not yet moved into place or discarded. */
+  async staged(): Promise<string[]> {
+    return listDir(this.staging);
   }
 
   /** Every file moved into place, as paths relative to the data dir. */

@@ -9,10 +9,8 @@ import { setLogLevel } from '../base/log.js';
 import { decodeFile } from '../audio/decode.js';
 import { MAX_QUERY_SECONDS } from '../exact/clip-match.js';
 import { Engine } from '../engine/engine.js';
-import { ingestFiles, listAudioFiles } from '../engine/ingest.js';
-import { DEFAULT_MATCHER } from '../exact/matcher.js';
-import { rebuildIndex } from '../engine/rebuild.js';
-import { rebuildVibe } from '../engine/rebuild-vibe.js';
+import { listAudioFiles } from '../engine/ingest.js';
+import { rebuildIndex, rebuildVibe } from '../engine/rebuild.js';
 import { exactMatch, trackInfo } from '../api/schemas.js';
 import { serve } from '../serve.js';
 import { ProgressBar } from './progress.js';
@@ -79,14 +77,14 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   // Ingest embeds new tracks; the other commands need no model.
-  const engine = await Engine.open(config, DEFAULT_MATCHER, { vibe: args.command === 'ingest' });
+  const engine = await Engine.open(config, { vibe: args.command === 'ingest' });
   try {
     switch (args.command) {
       case 'ingest': {
         if (args.positionals.length === 0) throw new AppError('INVALID_ARGUMENT', `ingest needs at least one PATH\n${USAGE}`);
         const files = await listAudioFiles(args.positionals);
         const bar = new ProgressBar('ingest');
-        const summary = await ingestFiles(engine, files, (p) =>
+        const summary = await engine.ingest(files, (p) =>
           bar.update(p.done, p.total, `${(p.audioSeconds / 3600).toFixed(2)} h audio${p.failed ? `, ${p.failed} failed` : ''}`),
         );
         for (const o of summary.outcomes) {
@@ -137,7 +135,7 @@ async function main(argv: string[]): Promise<number> {
       case 'tracks': {
         const [sub, id] = args.positionals;
         if (sub === 'list') {
-          const { tracks } = await engine.catalog.list();
+          const { tracks } = await engine.listTracks();
           if (args.json) process.stdout.write(`${JSON.stringify({ tracks: tracks.map(trackInfo) })}\n`);
           else for (const t of tracks) process.stdout.write(`${t.id}  ${fmtTime(t.duration_seconds).padStart(7)}  ${t.title}${t.artist ? ` - ${t.artist}` : ''}  (${t.file_name})\n`);
           return 0;

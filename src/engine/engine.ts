@@ -1,6 +1,6 @@
-// The engine: catalog (PostgreSQL), fingerprint index (LMDB) and raw files of one data dir, and
-// the operations that keep the three in agreement. The CLI, the REST server and live sessions
-// all work through it.
+// The engine: catalog (PostgreSQL), fingerprint index (LMDB), raw files and vectors of one data
+// dir, both lanes and the matching threads, and the operations that keep the stores in agreement.
+// The CLI, the REST server and live sessions all ask it through its methods; its parts stay here.
 //
 // Agreement after a crash comes from the order of writes. Ingest: catalog row 'pending' ->
 // postings -> vibe vectors -> raw file moved into place -> row 'indexed'. Delete: row 'deleting'
@@ -14,24 +14,57 @@ import { openDatabase, type Database } from '../catalog/database.js';
 import { migrate } from '../catalog/migrations.js';
 import { AppError } from '../base/errors.js';
 import { log } from '../base/log.js';
+import { pool } from '../base/pool.js';
 import { ownerGone, processOwner } from '../base/process.js';
-import { SAMPLE_RATE } from '../audio/decode.js';
+import { decodeFile, SAMPLE_RATE } from '../audio/decode.js';
 import { FingerprintIndex, type IndexStats } from '../exact/fingerprint-index.js';
 import { MAX_QUERY_SECONDS, matchClip } from '../exact/clip-match.js';
 import type { Fingerprint } from '../exact/fingerprint.js';
+import type { LiveMatchEvents, LiveMatchOptions } from '../exact/live-match.js';
+import { MatchThreads, type LiveMatchHandle, type MatchThreadStats } from '../exact/match-threads.js';
 import { DEFAULT_MATCHER, type MatcherConfig, type Match } from '../exact/matcher.js';
 import { RawStore } from '../catalog/raw-store.js';
 import { DataStore } from '../exact/lmdb.js';
 import { openVibeLane, type TrackEmbeddings, type VibeLane } from '../vibe/lane.js';
 import { openVectorStore, type VectorStore } from '../vibe/store/vector-store.js';
+import { ingestFiles, type IngestInput, type IngestProgress, type IngestSummary } from './ingest.js';
+import { searchClip, type SearchOptions, type SearchOutcome } from './search.js';
 
 /** A decoded, fingerprinted file waiting to be committed. */
 export interface PreparedTrack {
   meta: NewTrack;
   fp: Fingerprint;
-  staged: string;
+  /** Its original, staged in the raw store; a track committed without one cannot be rebuilt. */
+  staged?: string;
   /** The track's embeddings, when the vibe lane is on. */
   vibe?: TrackEmbeddings;
+}
+
+/** Whether the vibe lane runs in this process, and why not. */
+export type VibeStatus = { on: true; model: string; store: VectorStore['backend'] } | { on: false; reason: string };
+
+/** What each store holds, for checks that they agree. */
+export interface Inventory {
+  /** Visible catalog rows. */
+  tracks: Track[];
+  /** Rows pending or being deleted. */
+  unsettled: number;
+  /** Track numbers with postings in the index. */
+  indexed: number[];
+  /** Track numbers with vectors. */
+  embedded: number[];
+  /** Originals in place, relative to the data dir. */
+  originals: string[];
+  /** Staged originals not yet in place. */
+  staged: string[];
+}
+
+export interface EngineOptions {
+  matcher?: MatcherConfig;
+  /** Load the embedding model (server, ingest, rebuild); 'replace' accepts vectors of another model, to replace them. */
+  vibe?: boolean | 'replace';
+  /** Start this many matching threads, for clip search and live sessions (the server). */
+  matchThreads?: number;
 }
 
 export interface TrackMatch extends Omit<Match, 'fpId'> {
@@ -52,33 +85,32 @@ export interface SameRecording {
 }
 
 export class Engine {
-  readonly raw: RawStore;
-  readonly catalog: Catalog;
+  private readonly raw: RawStore;
+  private readonly catalog: Catalog;
 
   private constructor(
-    readonly config: Config,
+    private readonly config: Config,
     private readonly db: Database,
-    readonly store: DataStore,
-    readonly index: FingerprintIndex,
+    private readonly store: DataStore,
+    private readonly index: FingerprintIndex,
     /** The vibe lane's vectors: always open, so that deletion and settling reach them. */
-    readonly vectors: VectorStore,
-    /** The vibe lane when its model is loaded (opened with `vibe: true`). */
-    readonly vibe: VibeLane | undefined,
+    private readonly vectors: VectorStore,
+    /** The vibe lane when its model is loaded. */
+    private readonly vibe: VibeLane | undefined,
     /** Why there is no vibe lane, when there is none. */
-    readonly vibeUnavailable: string,
-    readonly matcher: MatcherConfig,
+    private readonly vibeUnavailable: string,
+    private readonly matcher: MatcherConfig,
+    private threads?: MatchThreads,
   ) {
     this.raw = new RawStore(config.dataDir);
     this.catalog = new Catalog(db.sql);
   }
 
   /**
-   * Opens the stores of a data dir and settles what crashed processes left. With `vibe`, loads
-   * the configured embedding model too (a pool of workers: for the server, ingest and rebuild);
-   * a store holding vectors of another model is refused then, unless `vibe: 'replace'` (a
-   * re-embedding that replaces them).
+   * Opens the stores of a data dir and settles what crashed processes left. A store holding
+   * vectors of another model than the configured one is refused, unless `vibe: 'replace'`.
    */
-  static async open(config: Config, matcher: MatcherConfig = DEFAULT_MATCHER, opts: { vibe?: boolean | 'replace' } = {}): Promise<Engine> {
+  static async open(config: Config, opts: EngineOptions = {}): Promise<Engine> {
     const db = await openDatabase(config);
     let store: DataStore | undefined;
     let vectors: VectorStore | undefined;
@@ -89,8 +121,11 @@ export class Engine {
       vectors = await openVectorStore(config);
       const opened = opts.vibe ? await openVibeLane(config, vectors, opts.vibe === 'replace') : { lane: undefined, reason: 'the vibe model is not loaded in this process' };
       vibe = opened.lane;
+      const matcher = opts.matcher ?? DEFAULT_MATCHER;
       const engine = new Engine(config, db, store, new FingerprintIndex(store), vectors, vibe, opened.lane ? '' : opened.reason, matcher);
       await engine.settle();
+      // The threads open their own readers of the index, after the settling wrote it.
+      if (opts.matchThreads) engine.threads = new MatchThreads({ dataDir: config.dataDir, matcher, ffmpegPath: config.ffmpegPath }, opts.matchThreads);
       return engine;
     } catch (e) {
       await vibe?.close();
@@ -101,20 +136,97 @@ export class Engine {
     }
   }
 
-  get databaseKind(): Database['kind'] {
+  databaseKind(): Database['kind'] {
     return this.db.kind;
   }
 
   async close(): Promise<void> {
+    await this.threads?.close();
     await this.vibe?.close();
     await this.vectors.close();
     await this.store.close();
     await this.db.close();
   }
 
-  /** A cheap query against each store, for health checks. */
+  /** A cheap query against the catalog, for health checks. */
   async ping(): Promise<void> {
     await this.db.sql`SELECT 1`;
+  }
+
+  // --- lanes -------------------------------------------------------------------------------------
+
+  /** The one place that says whether the vibe lane runs. */
+  vibeStatus(): VibeStatus {
+    return this.vibe ? { on: true, model: this.vibe.space().id, store: this.vectors.backend } : { on: false, reason: this.vibeUnavailable };
+  }
+
+  /** Throws LANE_UNAVAILABLE, naming why, unless the vibe lane runs. */
+  requireVibe(): void {
+    this.lane();
+  }
+
+  /** Vectors in the store, for the health report. */
+  async vectorCount(): Promise<{ track: number; chunk: number }> {
+    return this.vectors.count();
+  }
+
+  stats(): IndexStats {
+    return this.index.stats();
+  }
+
+  // --- the catalog -------------------------------------------------------------------------------
+
+  listTracks(q?: Parameters<Catalog['list']>[0]): ReturnType<Catalog['list']> {
+    return this.catalog.list(q);
+  }
+
+  getTrack(id: string): Promise<Track | undefined> {
+    return this.catalog.get(id);
+  }
+
+  duplicateReports(): ReturnType<Catalog['duplicateReports']> {
+    return this.catalog.duplicateReports();
+  }
+
+  /** The one resolver of track numbers: the visible rows of those that have one. */
+  tracksByFpId(fpIds: number[]): Promise<Map<number, Track>> {
+    return this.catalog.byFpIds(fpIds);
+  }
+
+  /** Where a track's original is kept. */
+  originalPath(track: Pick<Track, 'raw_path'>): string {
+    return this.raw.absolute(track.raw_path);
+  }
+
+  /** What every store holds: the crash tests and health checks compare them. */
+  async inventory(): Promise<Inventory> {
+    const [{ tracks }, unsettled, embedded, originals, staged] = await Promise.all([
+      this.catalog.list(),
+      this.catalog.unsettled(),
+      this.vectors.trackNumbers(),
+      this.raw.published(),
+      this.raw.staged(),
+    ]);
+    return { tracks, unsettled: unsettled.length, indexed: this.index.trackNumbers(), embedded, originals, staged };
+  }
+
+  // --- ingest and deletion -------------------------------------------------------------------------
+
+  /** Ingests files (see ingest.ts); a file that fails is reported in the summary and skipped. */
+  ingest(inputs: IngestInput[], onProgress?: (p: IngestProgress) => void): Promise<IngestSummary> {
+    const lane = this.vibe;
+    return ingestFiles(
+      {
+        config: this.config,
+        catalog: this.catalog,
+        raw: this.raw,
+        embed: lane ? (pcm) => lane.embedTrack(pcm) : undefined,
+        findSameRecording: (pcm) => this.findSameRecording(pcm),
+        commit: (items) => this.commit(items),
+      },
+      inputs,
+      onProgress,
+    );
   }
 
   /**
@@ -124,12 +236,13 @@ export class Engine {
   async commit(items: PreparedTrack[]): Promise<(Track | null)[]> {
     if (items.length === 0) return [];
     const lane = this.vibe;
+    const space = lane?.space();
     const rows = await this.catalog.insertPending(
       items.map((it) => ({
         ...it.meta,
         id: randomUUID(),
-        embedding_model: lane && it.vibe ? lane.space.id : null,
-        embedding_dim: lane && it.vibe ? lane.space.dim : null,
+        embedding_model: space && it.vibe ? space.id : null,
+        embedding_dim: space && it.vibe ? space.dim : null,
         vibe_tags: lane && it.vibe ? lane.topTags(it.vibe.track) : [],
       })),
       processOwner,
@@ -137,15 +250,18 @@ export class Engine {
     const created = rows.flatMap((track, i) => (track ? [{ track, item: items[i]! }] : []));
     try {
       this.store.transaction(() => this.index.add(created.map(({ track, item }) => ({ track: track.fpId, fp: item.fp }))));
-      if (lane) await this.vectors.add(lane.space, created.flatMap(({ track, item }) => (item.vibe ? lane.points(track, item.vibe) : [])));
-      for (const { track, item } of created) await this.raw.publish(item.staged, track.raw_path);
+      if (lane && space) await this.vectors.add(space, created.flatMap(({ track, item }) => (item.vibe ? lane.points(track, item.vibe) : [])));
+      for (const { track, item } of created) if (item.staged) await this.raw.publish(item.staged, track.raw_path);
       await this.catalog.markIndexed(created.map(({ track }) => track.id));
     } catch (e) {
       await this.undo(created.map(({ track }) => track));
-      for (const { item } of created) await this.raw.discard(item.staged);
+      for (const { item } of created) if (item.staged) await this.raw.discard(item.staged);
       throw e;
     }
-    for (let i = 0; i < items.length; i++) if (!rows[i]) await this.raw.discard(items[i]!.staged);
+    for (let i = 0; i < items.length; i++) {
+      const staged = items[i]!.staged;
+      if (!rows[i] && staged) await this.raw.discard(staged);
+    }
     return rows;
   }
 
@@ -157,28 +273,65 @@ export class Engine {
   }
 
   /**
+   * Embeds every visible track again from its original with the configured model and replaces
+   * all vectors at once (`rebuild-index --vibe`; the engine is opened with `vibe: 'replace'`).
+   */
+  async reembed(onProgress?: (done: number, total: number) => void): Promise<{ tracks: number; audioSeconds: number; vectors: number; model: string }> {
+    const lane = this.lane();
+    const space = lane.space();
+    const { tracks } = await this.catalog.list();
+    const points: ReturnType<VibeLane['points']> = [];
+    const rows: Parameters<Catalog['setVibe']>[0] = [];
+    let audioSeconds = 0;
+    let done = 0;
+    await pool(tracks, this.config.concurrency, async (t) => {
+      const pcm = await decodeFile(this.originalPath(t), { ffmpegPath: this.config.ffmpegPath, label: t.file_name });
+      audioSeconds += pcm.length / SAMPLE_RATE;
+      const e = await lane.embedTrack(pcm);
+      points.push(...lane.points(t, e));
+      rows.push({ id: t.id, embedding_model: space.id, embedding_dim: space.dim, vibe_tags: lane.topTags(e.track) });
+      onProgress?.(++done, tracks.length);
+    });
+    await this.vectors.replaceAll(space, points);
+    await this.catalog.setVibe(rows);
+    return { tracks: tracks.length, audioSeconds, vectors: points.length, model: space.id };
+  }
+
+  // --- identification ----------------------------------------------------------------------------
+
+  /** Matches of a clip of 16 kHz mono PCM, best first, in this thread: at least 3 s; only its first 30 s are used. */
+  async identify(pcm: Float32Array, maxResults = 5): Promise<TrackMatch[]> {
+    return this.resolve(matchClip(this.index, this.matcher, pcm, maxResults));
+  }
+
+  /** A search of an uploaded clip (see search.ts): decoded and matched in the matching threads. */
+  search(bytes: ArrayBuffer, options: SearchOptions): Promise<SearchOutcome> {
+    const vibe = this.vibe ? (pcm: Float32Array, k: number) => this.vibeSearch(pcm, k) : undefined;
+    return searchClip({ threads: this.matchThreads(), resolve: (m) => this.resolve(m), vibe, requireVibe: () => this.requireVibe() }, bytes, options);
+  }
+
+  /** A live session's exact lane, in a matching thread. */
+  openLive(options: LiveMatchOptions, events: LiveMatchEvents): LiveMatchHandle {
+    return this.matchThreads().open(options, events);
+  }
+
+  threadStats(): MatchThreadStats {
+    return this.matchThreads().stats();
+  }
+
+  /**
    * The catalog tracks that sound most like a clip of 16 kHz mono PCM, best first (the vibe
    * lane); the clip is embedded in the worker pool. Throws LANE_UNAVAILABLE without a model.
    */
   async vibeSearch(pcm: Float32Array, maxResults: number): Promise<TrackVibeMatch[]> {
-    if (!this.vibe) throw new AppError('LANE_UNAVAILABLE', `the vibe lane is not available: ${this.vibeUnavailable}`);
-    const e = await this.vibe.embedder.embedClip(pcm.subarray(0, MAX_QUERY_SECONDS * SAMPLE_RATE));
-    return this.resolveVibe(await this.vibe.nearest(e, maxResults));
-  }
-
-  /** Attaches catalog rows to vibe hits; a hit whose track is not visible is dropped. */
-  async resolveVibe(hits: { fpId: number; similarity: number }[]): Promise<TrackVibeMatch[]> {
-    const tracks = await this.catalog.byFpIds(hits.map((h) => h.fpId));
-    const embeddingModel = this.vibe?.embedder.model.id ?? '';
+    const lane = this.lane();
+    const hits = await lane.search(pcm.subarray(0, MAX_QUERY_SECONDS * SAMPLE_RATE), maxResults);
+    const tracks = await this.tracksByFpId(hits.map((h) => h.fpId));
+    const embeddingModel = lane.space().id;
     return hits.flatMap((h) => {
       const track = tracks.get(h.fpId);
       return track ? [{ track, similarity: h.similarity, embeddingModel }] : [];
     });
-  }
-
-  /** Matches of a clip of 16 kHz mono PCM, best first: at least 3 s; only its first 30 s are used. */
-  async identify(pcm: Float32Array, maxResults = 5): Promise<TrackMatch[]> {
-    return this.resolve(matchClip(this.index, this.matcher, pcm, maxResults));
   }
 
   /**
@@ -205,22 +358,28 @@ export class Engine {
     }
     const mean = (c: number[]) => c.reduce((a, b) => a + b, 0) / c.length;
     const [best] = [...agree.entries()].sort((a, b) => mean(b[1]) - mean(a[1]));
-    const track = (await this.catalog.byFpIds([best![0]])).get(best![0]);
+    const track = (await this.tracksByFpId([best![0]])).get(best![0]);
     if (!track || Math.abs(track.duration_seconds - seconds) > Math.max(1.5, 0.02 * seconds)) return undefined;
     return { track, confidence: mean(best![1]) };
   }
 
   /** Attaches catalog rows to matches; a match whose track is not visible (deleted) is dropped. */
-  async resolve(matches: Match[]): Promise<TrackMatch[]> {
-    const tracks = await this.catalog.byFpIds(matches.map((m) => m.fpId));
+  private async resolve(matches: Match[]): Promise<TrackMatch[]> {
+    const tracks = await this.tracksByFpId(matches.map((m) => m.fpId));
     return matches.flatMap(({ fpId, ...m }) => {
       const track = tracks.get(fpId);
       return track ? [{ ...m, track }] : [];
     });
   }
 
-  stats(): IndexStats {
-    return this.index.stats();
+  private lane(): VibeLane {
+    if (!this.vibe) throw new AppError('LANE_UNAVAILABLE', `the vibe lane is not available: ${this.vibeUnavailable}`);
+    return this.vibe;
+  }
+
+  private matchThreads(): MatchThreads {
+    if (!this.threads) throw new AppError('INTERNAL', 'this engine was opened without matching threads');
+    return this.threads;
   }
 
   /** Removes tracks' postings, vectors, raw files and rows, in that order. */
@@ -230,7 +389,7 @@ export class Engine {
       for (const t of tracks) this.index.remove(t.fpId);
     });
     await this.vectors.removeTracks(tracks.map((t) => t.fpId));
-    for (const t of tracks) await this.raw.remove(t.raw_path);
+    for (const t of tracks) if (t.raw_path) await this.raw.remove(t.raw_path);
     await this.catalog.deleteRows(tracks.map((t) => t.id));
   }
 

@@ -4,14 +4,16 @@
 // that fails is reported and skipped; the others go on.
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { AppError } from '../base/errors.js';
+import type { Config } from '../base/config.js';
+import { AppError, publicError, type ErrorCode } from '../base/errors.js';
 import { pool } from '../base/pool.js';
-import type { Track } from '../catalog/catalog.js';
 import { detectFileFormat, SAMPLE_RATE } from '../audio/decode.js';
-import type { Engine, PreparedTrack } from './engine.js';
-import { MIN_QUERY_SECONDS } from '../exact/clip-match.js';
-import { sha256File } from '../catalog/raw-store.js';
 import { readTags } from '../audio/tags.js';
+import { MIN_QUERY_SECONDS } from '../exact/clip-match.js';
+import type { TrackEmbeddings } from '../vibe/lane.js';
+import type { Catalog, Track } from '../catalog/catalog.js';
+import { sha256File, type RawStore } from '../catalog/raw-store.js';
+import type { PreparedTrack, SameRecording } from './engine.js';
 import { TrackDecoder } from './track-decoder.js';
 
 /** A path, or a path with the name the file should be known by (an upload's own name). */
@@ -20,7 +22,7 @@ export type IngestInput = string | { path: string; name: string };
 export type IngestOutcome =
   | { file: string; status: 'created'; track: Track }
   | { file: string; status: 'duplicate'; reason: 'same_file' | 'same_recording'; track: Track; confidence: number }
-  | { file: string; status: 'failed'; code: string; message: string };
+  | { file: string; status: 'failed'; code: ErrorCode; message: string };
 
 export interface IngestProgress {
   done: number;
@@ -65,8 +67,19 @@ export async function listAudioFiles(paths: string[]): Promise<string[]> {
   return out;
 }
 
+/** The parts of the engine an ingest works with. */
+export interface IngestParts {
+  config: Pick<Config, 'concurrency' | 'ffmpegPath' | 'ingestBatchPostings'>;
+  catalog: Catalog;
+  raw: RawStore;
+  /** The vibe lane's embedding of a track, when it runs. */
+  embed: ((pcm: Float32Array) => Promise<TrackEmbeddings>) | undefined;
+  findSameRecording(pcm: Float32Array): Promise<SameRecording | undefined>;
+  commit(items: PreparedTrack[]): Promise<(Track | null)[]>;
+}
+
 export async function ingestFiles(
-  engine: Engine,
+  parts: IngestParts,
   inputs: IngestInput[],
   onProgress?: (p: IngestProgress) => void,
 ): Promise<IngestSummary> {
@@ -79,7 +92,7 @@ export async function ingestFiles(
   let batch: { index: number; item: PreparedTrack }[] = [];
   let batchPostings = 0;
   let committing: Promise<void> = Promise.resolve();
-  const decoder = new TrackDecoder(engine.config);
+  const decoder = new TrackDecoder(parts.config);
 
   const flush = () => {
     const items = batch;
@@ -87,7 +100,7 @@ export async function ingestFiles(
     batchPostings = 0;
     committing = committing.then(async () => {
       try {
-        const tracks = await engine.commit(items.map((b) => b.item));
+        const tracks = await parts.commit(items.map((b) => b.item));
         tracks.forEach((track, i) => {
           const index = items[i]!.index;
           outcomes[index] = track
@@ -96,9 +109,10 @@ export async function ingestFiles(
         });
       } catch (e) {
         // Nothing of the batch committed: drop its staged files and report each file.
+        const { code, message } = publicError(e, { during: 'ingest commit' });
         for (const { index, item } of items) {
-          await engine.raw.discard(item.staged);
-          outcomes[index] = { file: files[index]!, status: 'failed', code: 'INTERNAL', message: (e as Error).message };
+          if (item.staged) await parts.raw.discard(item.staged);
+          outcomes[index] = { file: files[index]!, status: 'failed', code, message };
           progress.failed++;
         }
       }
@@ -111,7 +125,7 @@ export async function ingestFiles(
     try {
       const format = await detectFileFormat(file, names[index]);
       const sha = await sha256File(file);
-      const existing = await engine.catalog.getBySha(sha);
+      const existing = await parts.catalog.getBySha(sha);
       if (existing) {
         outcomes[index] = { file, status: 'duplicate', reason: 'same_file', track: existing, confidence: 1 };
         return;
@@ -131,18 +145,18 @@ export async function ingestFiles(
       if (seconds < MIN_QUERY_SECONDS) {
         throw new AppError('AUDIO_TOO_SHORT', `${names[index]}: ${seconds.toFixed(1)} s of audio; at least ${MIN_QUERY_SECONDS} s are needed`);
       }
-      const same = await engine.findSameRecording(pcm);
+      const same = await parts.findSameRecording(pcm);
       if (same) {
-        await engine.catalog.reportDuplicate({ file_name: names[index]!, sha256: sha, duplicate_of: same.track.id, reason: 'same_recording', confidence: same.confidence });
+        await parts.catalog.reportDuplicate({ file_name: names[index]!, sha256: sha, duplicate_of: same.track.id, reason: 'same_recording', confidence: same.confidence });
         outcomes[index] = { file, status: 'duplicate', reason: 'same_recording', track: same.track, confidence: same.confidence };
         return;
       }
       // The embedding runs in its worker pool while the file is staged.
-      const vibe = engine.vibe?.embedder.embedTrack(pcm);
+      const vibe = parts.embed?.(pcm);
       vibe?.catch(() => undefined); // awaited below; a staging error must not leave it unhandled
       const named = path.extname(names[index]!).toLowerCase();
       const ext = AUDIO_EXTENSIONS.has(named) ? named.slice(1) : format;
-      const staged = await engine.raw.stage(file, sha, ext);
+      const staged = await parts.raw.stage(file, sha, ext);
       const meta = {
         ...tags,
         duration_seconds: Math.round(seconds * 1000) / 1000,
@@ -150,7 +164,7 @@ export async function ingestFiles(
         sha256: sha,
         format,
         file_size_bytes: size,
-        raw_path: engine.raw.relativePath(sha, ext),
+        raw_path: parts.raw.relativePath(sha, ext),
       };
       // Awaited before the push: `batch.push(...)` would hold the array of the moment, which
       // another file's flush may commit and replace while the embedding finishes.
@@ -158,10 +172,10 @@ export async function ingestFiles(
       batch.push({ index, item: { meta, fp, staged, vibe: embeddings } });
       batchPostings += fp.hashes.length;
       progress.audioSeconds += seconds;
-      if (batchPostings >= engine.config.ingestBatchPostings) await flush();
+      if (batchPostings >= parts.config.ingestBatchPostings) await flush();
     } catch (e) {
-      const code = e instanceof AppError ? e.code : 'INTERNAL';
-      outcomes[index] = { file, status: 'failed', code, message: (e as Error).message };
+      const { code, message } = publicError(e, { file });
+      outcomes[index] = { file, status: 'failed', code, message };
       progress.failed++;
     } finally {
       progress.done++;

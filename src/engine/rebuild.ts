@@ -1,6 +1,11 @@
-// Rebuilds the fingerprint index from the stored originals: every visible track is decoded and
-// fingerprinted again into a new LMDB environment, which replaces the old one only when complete.
-// Run it with the server stopped: tracks ingested meanwhile would miss the new index.
+// Rebuilds either lane's derived store from the stored originals. Run it with the server stopped:
+// tracks ingested meanwhile would miss the new store.
+// - rebuildIndex: every visible track is decoded and fingerprinted again into a new LMDB
+//   environment, which replaces the old one only when complete.
+// - rebuildVibe (`rebuild-index --vibe`): every visible track is embedded again with the
+//   configured model; the new vectors replace all the old ones at once (one generation of the
+//   embedded store; Qdrant's collection is dropped and filled again), then the catalog records the
+//   model and each track's tags. After a model change it is the way back to a working vibe lane.
 import { Catalog } from '../catalog/catalog.js';
 import { openDatabase } from '../catalog/database.js';
 import { migrate } from '../catalog/migrations.js';
@@ -10,6 +15,7 @@ import { FingerprintIndex } from '../exact/fingerprint-index.js';
 import type { Fingerprint } from '../exact/fingerprint.js';
 import { RawStore } from '../catalog/raw-store.js';
 import { DataStore, swapInRebuild } from '../exact/lmdb.js';
+import { Engine } from './engine.js';
 import { TrackDecoder } from './track-decoder.js';
 import { pool } from '../base/pool.js';
 
@@ -60,5 +66,16 @@ export async function rebuildIndex(config: Config, onProgress?: (done: number, t
     return { tracks: tracks.length, audioSeconds, elapsedSeconds: (performance.now() - started) / 1000 };
   } finally {
     await db.close();
+  }
+}
+
+export async function rebuildVibe(config: Config, onProgress?: (done: number, total: number) => void): Promise<RebuildSummary & { vectors: number; model: string }> {
+  const started = performance.now();
+  const engine = await Engine.open(config, { vibe: 'replace' });
+  try {
+    const r = await engine.reembed(onProgress);
+    return { ...r, elapsedSeconds: (performance.now() - started) / 1000 };
+  } finally {
+    await engine.close();
   }
 }

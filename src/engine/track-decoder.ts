@@ -4,16 +4,15 @@
 // threads the decoding keeps going meanwhile, so the cores stay busy.
 import { Piscina } from 'piscina';
 import type { Config } from '../base/config.js';
-import { AppError } from '../base/errors.js';
-import type { Fingerprint } from '../exact/fingerprint.js';
-import type { TrackResult, TrackTask } from './track-worker.js';
+import { runTask } from '../base/channel.js';
+import type { DecodedTrack, TrackTask } from './track-worker.js';
 
 /** Files each thread has in flight: one decodes while the thread fingerprints another. */
 const FILES_PER_THREAD = 2;
 
 export class TrackDecoder {
   /** Started at the first file: an ingest of files already in the catalog decodes none. */
-  private pool: Piscina<TrackTask, TrackResult> | undefined;
+  private pool: Piscina | undefined;
 
   constructor(private readonly config: Pick<Config, 'concurrency' | 'ffmpegPath'>) {}
 
@@ -23,16 +22,14 @@ export class TrackDecoder {
   }
 
   /** A file's 16 kHz mono PCM and its index fingerprint; decoding errors are typed. */
-  async decode(file: string, label: string): Promise<{ pcm: Float32Array; fp: Fingerprint }> {
+  async decode(file: string, label: string): Promise<DecodedTrack> {
     this.pool ??= new Piscina({
       filename: new URL('./track-worker.js', import.meta.url).href,
       minThreads: this.config.concurrency,
       maxThreads: this.config.concurrency,
       concurrentTasksPerWorker: FILES_PER_THREAD,
     });
-    const r = await this.pool.run({ file, label, ffmpegPath: this.config.ffmpegPath });
-    if ('error' in r) throw new AppError(r.error.code, r.error.message);
-    return r;
+    return runTask<TrackTask, DecodedTrack>(this.pool, { file, label, ffmpegPath: this.config.ffmpegPath });
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,8 @@
 // that dies fails only its own sessions and clips, and is replaced.
 import os from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { AppError, isErrorCode } from '../base/errors.js';
+import { Channel } from '../base/channel.js';
+import { AppError } from '../base/errors.js';
 import { log } from '../base/log.js';
 import type { Match } from './matcher.js';
 import type { LiveMatchEvents, LiveMatchOptions } from './live-match.js';
@@ -28,17 +29,12 @@ export interface DecodedClip {
   matches?: Promise<Match[]>;
 }
 
-interface PendingClip {
-  exact: boolean;
-  decoded(d: { pcm?: Float32Array }): void;
-  matched(m: Match[]): void;
-  failed(e: AppError): void;
-}
-
 interface Thread {
   worker: Worker;
-  sessions: Map<number, LiveMatchEvents>;
-  clips: Map<number, PendingClip>;
+  channel: Channel<ToWorker, FromWorker>;
+  /** Open streams of each kind, for the load and the stats. */
+  sessions: Set<number>;
+  clips: Set<number>;
 }
 
 export interface MatchThreadStats {
@@ -50,7 +46,6 @@ export interface MatchThreadStats {
 
 export class MatchThreads {
   private readonly threads: Thread[] = [];
-  private nextId = 1;
   private closing = false;
 
   constructor(
@@ -62,22 +57,32 @@ export class MatchThreads {
 
   open(options: LiveMatchOptions, events: LiveMatchEvents): LiveMatchHandle {
     const thread = this.leastBusy();
-    const id = this.nextId++;
-    thread.sessions.set(id, events);
-    const post = (msg: ToWorker, transfer: ArrayBuffer[] = []) => {
-      if (thread.sessions.has(id)) thread.worker.postMessage(msg, transfer);
-    };
-    post({ op: 'open', id, options });
+    const { channel, sessions } = thread;
+    const id = channel.open(
+      { op: 'open', options },
+      {
+        reply: (m, last) => {
+          if (last) sessions.delete(id);
+          if ('step' in m) events.step(m.step);
+        },
+        error: (e) => {
+          sessions.delete(id);
+          events.error(e);
+        },
+      },
+    );
+    sessions.add(id);
     return {
       audio: (chunk) => {
         // A socket's chunk may share its memory with others: the thread gets a copy it owns.
         const bytes = new Uint8Array(chunk).buffer;
-        post({ op: 'audio', id, bytes }, [bytes]);
+        channel.send(id, { op: 'audio', bytes }, [bytes]);
       },
-      stop: () => post({ op: 'stop', id }),
+      stop: () => channel.send(id, { op: 'stop' }),
       kill: () => {
-        post({ op: 'kill', id });
-        thread.sessions.delete(id);
+        channel.send(id, { op: 'kill' });
+        channel.forget(id);
+        sessions.delete(id);
       },
     };
   }
@@ -87,20 +92,28 @@ export class MatchThreads {
    * call) and, with `exact`, matches it there. Rejects with the decoding's typed error.
    */
   clip(bytes: ArrayBuffer, options: ClipOptions): Promise<DecodedClip> {
-    const thread = this.leastBusy();
-    const id = this.nextId++;
+    const { channel, clips } = this.leastBusy();
     return new Promise((resolve, reject) => {
       let matches: { resolve(m: Match[]): void; reject(e: AppError): void } | undefined;
-      thread.clips.set(id, {
-        exact: options.exact,
-        decoded: ({ pcm }) => {
-          const found = options.exact ? new Promise<Match[]>((res, rej) => (matches = { resolve: res, reject: rej })) : undefined;
-          resolve({ ...(pcm ? { pcm } : {}), ...(found ? { matches: found } : {}) });
+      const id = channel.open(
+        { op: 'clip', bytes, options },
+        {
+          reply: (m, last) => {
+            if (last) clips.delete(id);
+            if ('decoded' in m) {
+              const found = options.exact ? new Promise<Match[]>((res, rej) => (matches = { resolve: res, reject: rej })) : undefined;
+              resolve({ ...(m.decoded.pcm ? { pcm: m.decoded.pcm } : {}), ...(found ? { matches: found } : {}) });
+            } else if ('matches' in m) matches?.resolve(m.matches);
+          },
+          error: (e) => {
+            clips.delete(id);
+            if (matches) matches.reject(e);
+            else reject(e);
+          },
         },
-        matched: (m) => matches?.resolve(m),
-        failed: (e) => (matches ? matches.reject(e) : reject(e)),
-      });
-      thread.worker.postMessage({ op: 'clip', id, bytes, options } satisfies ToWorker, [bytes]);
+        [bytes],
+      );
+      clips.add(id);
     });
   }
 
@@ -114,57 +127,20 @@ export class MatchThreads {
   }
 
   private leastBusy(): Thread {
-    const load = (t: Thread) => t.sessions.size + t.clips.size;
-    return this.threads.reduce((a, b) => (load(b) < load(a) ? b : a));
+    return this.threads.reduce((a, b) => (b.channel.size() < a.channel.size() ? b : a));
   }
 
   private spawn(): Thread {
     const worker = new Worker(new URL('./match-worker.js', import.meta.url), { workerData: this.data });
-    const thread: Thread = { worker, sessions: new Map(), clips: new Map() };
-    worker.on('message', (msg: FromWorker) => {
-      const clip = thread.clips.get(msg.id);
-      if (clip) return this.onClip(thread, clip, msg);
-      const events = thread.sessions.get(msg.id);
-      if (!events) return; // killed meanwhile
-      if ('error' in msg) {
-        thread.sessions.delete(msg.id);
-        events.error(failure(msg.error));
-        return;
-      }
-      if (!('step' in msg)) return;
-      if (msg.step.ended) thread.sessions.delete(msg.id);
-      events.step(msg.step);
-    });
+    const thread: Thread = { worker, channel: new Channel(worker), sessions: new Set(), clips: new Set() };
     worker.on('error', (e) => log.error('matching thread failed', { error: String(e) }));
     worker.on('exit', (code) => {
       if (this.closing) return;
       log.error('matching thread exited; its sessions and clips end', { code, sessions: thread.sessions.size, clips: thread.clips.size });
-      const sessions = [...thread.sessions.values()];
-      const clips = [...thread.clips.values()];
-      thread.sessions.clear();
-      thread.clips.clear();
       this.threads[this.threads.indexOf(thread)] = this.spawn();
-      for (const events of sessions) events.error(new AppError('INTERNAL', 'the matching thread of this session failed'));
-      for (const clip of clips) clip.failed(new AppError('INTERNAL', 'the matching thread of this search failed'));
+      thread.channel.failAll(new AppError('INTERNAL', 'the matching thread of this request failed'));
     });
     worker.unref();
     return thread;
   }
-
-  private onClip(thread: Thread, clip: PendingClip, msg: FromWorker): void {
-    if ('error' in msg) {
-      thread.clips.delete(msg.id);
-      clip.failed(failure(msg.error));
-    } else if ('decoded' in msg) {
-      if (!clip.exact) thread.clips.delete(msg.id);
-      clip.decoded(msg.decoded);
-    } else if ('matches' in msg) {
-      thread.clips.delete(msg.id);
-      clip.matched(msg.matches);
-    }
-  }
-}
-
-function failure(e: { code: string; message: string }): AppError {
-  return new AppError(isErrorCode(e.code) ? e.code : 'INTERNAL', e.message);
 }

@@ -3,8 +3,7 @@
 // long-lived and stateful, so this is a plain worker with a message per chunk, not a pool of
 // independent tasks. Messages: see match-threads.ts.
 import { parentPort, workerData } from 'node:worker_threads';
-import { toAppError, type AppError } from '../base/errors.js';
-import { log } from '../base/log.js';
+import { servePort } from '../base/channel.js';
 import { checkClipLength, matchClip, MAX_QUERY_SECONDS } from './clip-match.js';
 import { decodeBuffer } from '../audio/decode.js';
 import { FingerprintIndex } from './fingerprint-index.js';
@@ -28,31 +27,45 @@ export interface ClipOptions {
   keepPcm: boolean;
 }
 
+/** Messages on a stream: a live session (open, then audio, stop, kill) or a clip. */
 export type ToWorker =
-  | { op: 'open'; id: number; options: LiveMatchOptions }
-  | { op: 'audio'; id: number; bytes: ArrayBuffer }
-  | { op: 'stop'; id: number }
-  | { op: 'kill'; id: number }
-  | { op: 'clip'; id: number; bytes: ArrayBuffer; options: ClipOptions };
+  | { op: 'open'; options: LiveMatchOptions }
+  | { op: 'audio'; bytes: ArrayBuffer }
+  | { op: 'stop' }
+  | { op: 'kill' }
+  | { op: 'clip'; bytes: ArrayBuffer; options: ClipOptions };
 
 export type FromWorker =
-  | { id: number; step: LiveStep }
+  | { step: LiveStep }
   // A clip answers in two steps, so that its vibe lane starts while its exact lane matches.
-  | { id: number; decoded: { pcm?: Float32Array } }
-  | { id: number; matches: Match[] }
-  | { id: number; error: { code: AppError['code']; message: string } };
+  | { decoded: { pcm?: Float32Array } }
+  | { matches: Match[] };
 
 const data = workerData as MatchWorkerData;
-const port = parentPort!;
 const index = new FingerprintIndex(DataStore.openReader(data.dataDir));
 const sessions = new Map<number, LiveMatch>();
+
+const out = servePort<ToWorker, FromWorker>(parentPort!, (id, msg) => {
+  if (msg.op === 'open') return open(id, msg.options);
+  if (msg.op === 'clip') return clip(id, msg.bytes, msg.options);
+  const m = sessions.get(id);
+  if (!m) return; // ended or failed meanwhile
+  try {
+    if (msg.op === 'audio') m.audio(Buffer.from(msg.bytes));
+    else if (msg.op === 'stop') m.stop().catch((e: unknown) => failed(id, e));
+    else {
+      m.kill();
+      sessions.delete(id);
+    }
+  } catch (e) {
+    failed(id, e);
+  }
+});
 
 function failed(id: number, e: unknown): void {
   sessions.get(id)?.kill();
   sessions.delete(id);
-  const { code, message } = toAppError(e);
-  if (code === 'INTERNAL') log.error('matching thread failed a request', { error: String(e) });
-  port.postMessage({ id, error: { code, message } } satisfies FromWorker);
+  out.fail(id, e);
 }
 
 function open(id: number, options: LiveMatchOptions): void {
@@ -61,7 +74,7 @@ function open(id: number, options: LiveMatchOptions): void {
       if (step.ended) sessions.delete(id);
       // Decoded audio may be a view of a larger buffer: it travels as a copy of its own.
       const pcm = step.pcm?.slice();
-      port.postMessage({ id, step: pcm ? { ...step, pcm } : step } satisfies FromWorker, pcm ? [pcm.buffer] : []);
+      out.reply(id, { step: pcm ? { ...step, pcm } : step }, { last: !!step.ended, transfer: pcm ? [pcm.buffer] : [] });
     },
     error: (e) => failed(id, e),
   });
@@ -73,26 +86,6 @@ async function clip(id: number, bytes: ArrayBuffer, o: ClipOptions): Promise<voi
   checkClipLength(pcm);
   // The copy travels; this thread goes on matching its own.
   const kept = o.keepPcm ? pcm.slice() : undefined;
-  port.postMessage({ id, decoded: kept ? { pcm: kept } : {} } satisfies FromWorker, kept ? [kept.buffer] : []);
-  if (o.exact) port.postMessage({ id, matches: matchClip(index, data.matcher, pcm, o.maxResults) } satisfies FromWorker);
+  out.reply(id, { decoded: kept ? { pcm: kept } : {} }, { last: !o.exact, transfer: kept ? [kept.buffer] : [] });
+  if (o.exact) out.reply(id, { matches: matchClip(index, data.matcher, pcm, o.maxResults) });
 }
-
-port.on('message', (msg: ToWorker) => {
-  try {
-    if (msg.op === 'open') return open(msg.id, msg.options);
-    if (msg.op === 'clip') {
-      clip(msg.id, msg.bytes, msg.options).catch((e: unknown) => failed(msg.id, e));
-      return;
-    }
-    const m = sessions.get(msg.id);
-    if (!m) return; // ended or failed meanwhile
-    if (msg.op === 'audio') m.audio(Buffer.from(msg.bytes));
-    else if (msg.op === 'stop') m.stop().catch((e: unknown) => failed(msg.id, e));
-    else {
-      m.kill();
-      sessions.delete(msg.id);
-    }
-  } catch (e) {
-    failed(msg.id, e);
-  }
-});

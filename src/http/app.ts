@@ -1,6 +1,6 @@
 // The HTTP API (Hono): catalog management, clip search, health, metrics and the OpenAPI document.
-// Handlers work through the Engine; a search's decoding and matching run in the matching threads.
-// Errors of every kind leave through onError, which maps them with the one table in errors.ts.
+// Handlers ask the Engine. Errors of every kind leave through onError, which maps them with the
+// one table in base/errors.ts and keeps INTERNAL failures' text in the log.
 import { spawn } from 'node:child_process';
 import { timingSafeEqual, randomUUID } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -9,19 +9,15 @@ import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import type { Config } from '../base/config.js';
-import { AppError, httpStatus, isErrorCode, toAppError } from '../base/errors.js';
-import { log } from '../base/log.js';
+import { AppError, httpStatus, publicError } from '../base/errors.js';
 import type { Engine } from '../engine/engine.js';
-import { ingestFiles, type IngestOutcome } from '../engine/ingest.js';
-import type { MatchThreads } from '../exact/match-threads.js';
+import type { IngestOutcome } from '../engine/ingest.js';
 import { Metrics } from './metrics.js';
 import * as S from '../api/schemas.js';
 import { serveWebClient } from './web.js';
 
-/** Largest search clip (the seed's browser upload limit). */
+/** Largest search clip: a browser's recording of the 30 s a search uses, with room to spare. */
 export const SEARCH_MAX_BYTES = 10 * 2 ** 20;
-/** Each search lane's time (the seed's budget: exact 3 s, vibe 4 s, within 5 s in all). */
-const LANE_TIMEOUT_MS = { exact: 3000, vibe: 4000 };
 /** Room for the multipart envelope and the small form fields around the file. */
 const FORM_SLACK = 64 * 1024;
 
@@ -34,7 +30,7 @@ const errors = {
 };
 const authErrors = { 401: json(S.ErrorBody, 'Missing or wrong API key') };
 
-export function createApp(engine: Engine, config: Config, threads: MatchThreads, metrics = new Metrics()): OpenAPIHono {
+export function createApp(engine: Engine, config: Config, metrics = new Metrics()): OpenAPIHono {
   const app = new OpenAPIHono({
     defaultHook: (result) => {
       if (!result.success) {
@@ -58,9 +54,8 @@ export function createApp(engine: Engine, config: Config, threads: MatchThreads,
   metrics.gauge('audio_ident_indexed_tracks', 'Tracks in the fingerprint index', () => engine.stats().tracks);
 
   app.onError((e, c) => {
-    const err = e instanceof AppError ? e : toAppError(e);
-    if (err.code === 'INTERNAL') log.error('request failed', { path: c.req.path, error: (e as Error).stack ?? String(e) });
-    return c.json({ error: { code: err.code, message: err.message } }, httpStatus(err.code));
+    const err = publicError(e, { method: c.req.method, path: c.req.path });
+    return c.json({ error: err }, httpStatus(err.code));
   });
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
 
@@ -98,13 +93,13 @@ export function createApp(engine: Engine, config: Config, threads: MatchThreads,
       const inputs = files.map((f) => ({ path: path.join(dir, `${process.pid}.${randomUUID()}`), name: path.basename(f.name || 'upload') }));
       try {
         await Promise.all(files.map(async (f, i) => writeFile(inputs[i]!.path, new Uint8Array(await f.arrayBuffer()))));
-        const summary = await ingestFiles(engine, inputs);
+        const summary = await engine.ingest(inputs);
         const byFile = new Map(summary.outcomes.map((o) => [o.file, o]));
         const outcomes = inputs.map((i) => byFile.get(i.path)!);
         for (const o of outcomes) metrics.inc('audio_ident_ingest_files_total', 'Files offered for ingest, by outcome', { status: o.status });
         if (outcomes.every((o) => o.status === 'failed')) {
           const first = outcomes[0] as Extract<IngestOutcome, { status: 'failed' }>;
-          throw new AppError(isErrorCode(first.code) ? first.code : 'INTERNAL', first.message);
+          throw new AppError(first.code, first.message, { logged: true });
         }
         const body = { tracks: outcomes.map((o, i) => uploadResult(inputs[i]!.name, o)) };
         return c.json(body, outcomes.some((o) => o.status === 'created') ? 201 : 200);
@@ -124,7 +119,7 @@ export function createApp(engine: Engine, config: Config, threads: MatchThreads,
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const { tracks, total } = await engine.catalog.list(q);
+      const { tracks, total } = await engine.listTracks(q);
       return c.json({ tracks: tracks.map(S.trackInfo), total, limit: q.limit, offset: q.offset }, 200);
     },
   );
@@ -139,7 +134,7 @@ export function createApp(engine: Engine, config: Config, threads: MatchThreads,
       responses: { 200: json(S.TrackInfo, 'The track'), 404: json(S.ErrorBody, 'No such track') },
     }),
     async (c) => {
-      const t = await engine.catalog.get(c.req.valid('param').id);
+      const t = await engine.getTrack(c.req.valid('param').id);
       if (!t) throw new AppError('TRACK_NOT_FOUND', `no track with id ${c.req.valid('param').id}`);
       return c.json(S.trackInfo(t), 200);
     },
@@ -167,7 +162,7 @@ export function createApp(engine: Engine, config: Config, threads: MatchThreads,
       summary: 'Recent duplicate reports of the ingestion pipeline (files not added: another copy of a catalog recording)',
       responses: { 200: json(S.DuplicateReports, 'Newest first') },
     }),
-    async (c) => c.json({ reports: await engine.catalog.duplicateReports() }, 200),
+    async (c) => c.json({ reports: await engine.duplicateReports() }, 200),
   );
 
   // --- search ---------------------------------------------------------------------------------
@@ -182,38 +177,23 @@ export function createApp(engine: Engine, config: Config, threads: MatchThreads,
     }),
     async (c) => {
       const started = performance.now();
+      const requestId = randomUUID();
       const { audio, mode, max_results } = c.req.valid('form');
       if (audio.size > SEARCH_MAX_BYTES) throw new AppError('FILE_TOO_LARGE', 'upload over 10 MB');
-      if (mode === 'vibe' && !engine.vibe) throw new AppError('LANE_UNAVAILABLE', `the vibe lane is not available (${engine.vibeUnavailable}): use mode=exact`);
-      // Decoded (and for the exact lane matched) in a thread: the clip comes back decoded, its
-      // matches later. The lanes run side by side from there, each within its own time; in mode
-      // both, one lane failing or running late leaves the other's answer standing.
-      const { matches, pcm } = await threads.clip(await audio.arrayBuffer(), { label: audio.name || 'audio', maxResults: max_results, exact: mode !== 'vibe', keepPcm: mode !== 'exact' && !!engine.vibe });
-      const [exact, vibe] = await Promise.all([
-        matches ? runLane('exact', async () => engine.resolve(await matches), LANE_TIMEOUT_MS.exact) : undefined,
-        pcm ? runLane('vibe', () => engine.vibeSearch(pcm, max_results), LANE_TIMEOUT_MS.vibe) : undefined,
-      ]);
-      if (mode !== 'both') {
-        const only = (exact ?? vibe)!;
-        if (only.status !== 'ran') throw only.error;
-      }
-      const exactMatches = exact?.status === 'ran' ? exact.value : [];
-      const vibeMatches = vibe?.status === 'ran' ? vibe.value : [];
-      metrics.inc('audio_ident_searches_total', 'Clip searches, by whether the exact lane matched', { matched: String(exactMatches.length > 0) });
-      for (const [lane, r] of [['exact', exact], ['vibe', vibe]] as const) {
-        if (r) metrics.inc('audio_ident_search_lanes_total', 'Search lanes run, by outcome', { lane, status: r.status });
+      const r = await engine.search(await audio.arrayBuffer(), { label: audio.name || 'audio', mode, maxResults: max_results, requestId });
+      metrics.inc('audio_ident_searches_total', 'Clip searches, by whether the exact lane matched', { matched: String(r.exact.length > 0) });
+      for (const lane of ['exact', 'vibe'] as const) {
+        const status = r.lanes[lane];
+        if (status !== 'skipped' && status !== 'unavailable') metrics.inc('audio_ident_search_lanes_total', 'Search lanes run, by outcome', { lane, status });
       }
       return c.json(
         {
-          request_id: randomUUID(),
+          request_id: requestId,
           query_duration_ms: Math.round((performance.now() - started) * 100) / 100,
-          exact_matches: exactMatches.map(S.exactMatch),
-          vibe_matches: vibeMatches.map(S.vibeMatch),
+          exact_matches: r.exact.map(S.exactMatch),
+          vibe_matches: r.vibe.map(S.vibeMatch),
           mode_used: mode,
-          lanes: {
-            exact: exact?.status ?? ('skipped' as const),
-            vibe: vibe?.status ?? (mode === 'exact' ? ('skipped' as const) : ('unavailable' as const)),
-          },
+          lanes: r.lanes,
         },
         200,
       );
@@ -242,9 +222,10 @@ export function createApp(engine: Engine, config: Config, threads: MatchThreads,
       };
       const ok = Object.values(checks).every((v) => v.startsWith('ok'));
       // The vibe lane is optional: off is reported, not a failure; an unreachable store is.
-      const vibe = engine.vibe
-        ? await engine.vectors.count().then((n) => `ok (${engine.vibe!.space.id}, ${engine.vectors.backend}, ${n.track} tracks)`, (e: Error) => `error: ${e.message}`)
-        : `off (${engine.vibeUnavailable})`;
+      const lane = engine.vibeStatus();
+      const vibe = lane.on
+        ? await engine.vectorCount().then((n) => `ok (${lane.model}, ${lane.store}, ${n.track} tracks)`, (e: Error) => `error: ${e.message}`)
+        : `off (${lane.reason})`;
       const healthy = ok && !vibe.startsWith('error');
       return c.json({ status: healthy ? ('ok' as const) : ('degraded' as const), checks: { ...checks, vibe } }, healthy ? 200 : 503);
     },
@@ -268,29 +249,6 @@ function uploadResult(fileName: string, o: IngestOutcome): z.infer<typeof S.Trac
       return { file_name: fileName, status: 'duplicate', track: S.trackInfo(o.track), duplicate_of: { id: o.track.id, reason: o.reason, confidence: Math.round(o.confidence * 1000) / 1000 } };
     case 'failed':
       return { file_name: fileName, status: 'failed', error: { code: o.code, message: o.message } };
-  }
-}
-
-type LaneResult<T> = { status: 'ran'; value: T } | { status: 'failed' | 'timeout'; error: AppError };
-
-/** Runs one search lane within its time; what went wrong is returned, not thrown. */
-async function runLane<T>(lane: string, fn: () => Promise<T>, timeoutMs: number): Promise<LaneResult<T>> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<LaneResult<T>>((resolve) => {
-    timer = setTimeout(() => resolve({ status: 'timeout', error: new AppError('TIMEOUT', `the ${lane} lane took longer than ${timeoutMs / 1000} s`) }), timeoutMs);
-  });
-  const work = fn().then(
-    (value): LaneResult<T> => ({ status: 'ran', value }),
-    (e: unknown): LaneResult<T> => {
-      const error = toAppError(e);
-      if (error.code === 'INTERNAL') log.error('search lane failed', { lane, error: (e as Error).stack ?? String(e) });
-      return { status: 'failed', error };
-    },
-  );
-  try {
-    return await Promise.race([work, late]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

@@ -3,13 +3,12 @@
 // session keeps its limits, attaches catalog rows to the thread's decisions and sends them. In
 // modes vibe and both, vibe-windows.ts answers which catalog tracks sound alike from the decoded
 // audio the thread hands back, beside and never in the way of the exact lane.
-import { AppError, wsCloseCode } from '../base/errors.js';
-import { log } from '../base/log.js';
+import { AppError, publicError, wsCloseCode } from '../base/errors.js';
 import type { Track } from '../catalog/catalog.js';
 import type { Engine } from '../engine/engine.js';
 import { FRAME_SECONDS } from '../exact/fingerprint.js';
 import { exactMatch, vibeMatch } from '../api/schemas.js';
-import type { LiveMatchHandle, MatchThreads } from '../exact/match-threads.js';
+import type { LiveMatchHandle } from '../exact/match-threads.js';
 import type { LiveDecision, LiveStep } from '../exact/live-match.js';
 import type { LiveMatch, ServerMessage, Start } from '../api/protocol.js';
 import { VibeWindows } from './vibe-windows.js';
@@ -59,16 +58,15 @@ export class ListenSession {
     readonly id: string,
     private readonly start: Start,
     private readonly engine: Engine,
-    threads: MatchThreads,
     private readonly limits: ListenLimits,
     private readonly sink: SessionSink,
   ) {
     this.exactOn = start.mode !== 'vibe';
     this.vibe =
-      start.mode !== 'exact' && engine.vibe
-        ? new VibeWindows(engine, engine.vibe, start.max_results, (status, heard, matches) => this.send({ type: 'result', lane: 'vibe', status, heard_seconds: round(heard, 2), matches: matches.map(vibeMatch) }), id)
+      start.mode !== 'exact' && engine.vibeStatus().on
+        ? new VibeWindows(engine, start.max_results, (status, heard, matches) => this.send({ type: 'result', lane: 'vibe', status, heard_seconds: round(heard, 2), matches: matches.map(vibeMatch) }), id)
         : undefined;
-    this.lane = threads.open(
+    this.lane = engine.openLive(
       { format: start.format, sampleRate: start.sample_rate, maxResults: start.max_results, exact: this.exactOn, keepPcm: !!this.vibe },
       { step: (s) => this.onStep(s), error: (e) => this.fail(e) },
     );
@@ -99,11 +97,12 @@ export class ListenSession {
   }
 
   /** Ends the session with a typed error: an `error` message, then the close code of its code. */
-  fail(e: AppError): void {
+  fail(e: unknown): void {
     if (this.closed) return;
     this.ended = true;
-    this.send({ type: 'error', code: e.code, message: e.message });
-    this.close(wsCloseCode(e.code), e.message);
+    const { code, message } = publicError(e, { session: this.id });
+    this.send({ type: 'error', code, message });
+    this.close(wsCloseCode(code), message);
   }
 
   private send(msg: ServerMessage): void {
@@ -144,15 +143,12 @@ export class ListenSession {
 
   // Reports resolve catalog rows asynchronously; a chain keeps messages in order.
   private enqueue(task: () => Promise<void>): void {
-    this.work = this.work.then(task).catch((e: unknown) => {
-      log.error('listen session failed', { session: this.id, error: String(e) });
-      this.fail(new AppError('INTERNAL', 'internal error'));
-    });
+    this.work = this.work.then(task).catch((e: unknown) => this.fail(e));
   }
 
   private async report(d: LiveDecision): Promise<void> {
     const missing = d.matches.map((m) => m.fpId).filter((id) => !this.tracks.has(id));
-    if (missing.length) for (const [id, t] of await this.engine.catalog.byFpIds(missing)) this.tracks.set(id, t);
+    if (missing.length) for (const [id, t] of await this.engine.tracksByFpId(missing)) this.tracks.set(id, t);
     const now = d.heardSeconds;
     const live: LiveMatch[] = d.matches.flatMap((m) => {
       const track = this.tracks.get(m.fpId);

@@ -5,10 +5,9 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { AppError, wsCloseCode } from '../base/errors.js';
+import { AppError, publicError, wsCloseCode } from '../base/errors.js';
 import { log } from '../base/log.js';
 import type { Engine } from '../engine/engine.js';
-import type { MatchThreads } from '../exact/match-threads.js';
 import { StartMessage, StopMessage, type ServerMessage } from '../api/protocol.js';
 import { DEFAULT_LIMITS, ListenSession, type ListenLimits } from './session.js';
 
@@ -30,8 +29,6 @@ export class ListenService {
   constructor(
     private readonly engine: Engine,
     server: Server,
-    /** Shared with clip search; its owner closes it. */
-    private readonly threads: MatchThreads,
     private readonly limits: ListenLimits = DEFAULT_LIMITS,
   ) {
     // Chunks up to a few times the limit reach the session, which refuses them with a reason;
@@ -60,7 +57,7 @@ export class ListenService {
 
   /** Open connections, and the sessions of each matching thread. */
   stats(): { sessions: number; threads: number[] } {
-    return { sessions: this.connections.size, threads: this.threads.stats().sessions };
+    return { sessions: this.connections.size, threads: this.engine.threadStats().sessions };
   }
 
   /** Closes every session (1001) and waits until their connections are gone. */
@@ -93,7 +90,7 @@ export class ListenService {
         if (isBinary) this.onAudio(c, toBuffer(data));
         else this.onText(c, toBuffer(data).toString('utf8'));
       } catch (e) {
-        this.refuse(c, e instanceof AppError ? e : new AppError('INTERNAL', 'internal error'));
+        this.refuse(c, e);
       }
     });
     ws.on('close', () => {
@@ -135,9 +132,9 @@ export class ListenService {
       return;
     }
     if (c.session) throw new AppError('PROTOCOL_ERROR', 'start sent twice');
-    if (msg.mode === 'vibe' && !this.engine.vibe) throw new AppError('LANE_UNAVAILABLE', `the vibe lane is not available (${this.engine.vibeUnavailable}): use mode exact`);
+    if (msg.mode === 'vibe') this.engine.requireVibe();
     const id = randomUUID();
-    c.session = new ListenSession(id, msg, this.engine, this.threads, this.limits, {
+    c.session = new ListenSession(id, msg, this.engine, this.limits, {
       send: (m) => send(c.ws, m),
       close: (code, reason) => closeWs(c.ws, code, reason),
     });
@@ -145,7 +142,7 @@ export class ListenService {
       type: 'ready',
       session_id: id,
       limits: { max_seconds: msg.continuous ? null : this.limits.maxSeconds, max_chunk_bytes: this.limits.maxChunkBytes, idle_seconds: this.limits.idleSeconds },
-      lanes: { exact: msg.mode === 'vibe' ? 'off' : 'on', vibe: msg.mode !== 'exact' && this.engine.vibe ? 'on' : 'off' },
+      lanes: { exact: msg.mode === 'vibe' ? 'off' : 'on', vibe: msg.mode !== 'exact' && this.engine.vibeStatus().on ? 'on' : 'off' },
     });
   }
 
@@ -156,13 +153,14 @@ export class ListenService {
     c.idle.unref();
   }
 
-  private refuse(c: Connection, e: AppError): void {
+  private refuse(c: Connection, e: unknown): void {
     if (c.session) {
       c.session.fail(e);
       return;
     }
-    send(c.ws, { type: 'error', code: e.code, message: e.message });
-    closeWs(c.ws, wsCloseCode(e.code), e.message);
+    const { code, message } = publicError(e, { path: LISTEN_PATH });
+    send(c.ws, { type: 'error', code, message });
+    closeWs(c.ws, wsCloseCode(code), message);
   }
 }
 

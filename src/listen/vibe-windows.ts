@@ -6,7 +6,6 @@
 import { log } from '../base/log.js';
 import { SAMPLE_RATE } from '../audio/decode.js';
 import type { Engine, TrackVibeMatch } from '../engine/engine.js';
-import type { VibeLane } from '../vibe/lane.js';
 
 const WINDOW_SECONDS = 10;
 const EVERY_SECONDS = 2.5;
@@ -29,7 +28,6 @@ export class VibeWindows {
 
   constructor(
     private readonly engine: Engine,
-    private readonly lane: VibeLane,
     private readonly maxResults: number,
     private readonly report: VibeReport,
     private readonly sessionId: string,
@@ -67,8 +65,7 @@ export class VibeWindows {
   }
 
   private async embed(window: Float32Array, heard: number): Promise<void> {
-    const e = await this.lane.embedder.embedClip(window);
-    const matches = await this.engine.resolveVibe(await this.lane.nearest(e, this.maxResults));
+    const matches = await this.engine.vibeSearch(window, this.maxResults);
     const top = matches[0]?.track.fpId;
     if (top === undefined) return;
     const status = top === this.previousTop ? 'final' : 'provisional';

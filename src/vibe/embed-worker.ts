@@ -3,6 +3,7 @@
 // here too, so the event loop only copies buffers.
 import * as ort from 'onnxruntime-node';
 import { workerData } from 'node:worker_threads';
+import { task } from '../base/channel.js';
 import { clapWindows, musicnnPatches, type Units } from './inputs.js';
 import type { ModelKind } from './models.js';
 
@@ -39,7 +40,7 @@ const BATCH = 1;
 const data = workerData as WorkerData;
 let session: Promise<ort.InferenceSession> | undefined;
 
-export default async function embed(task: WorkerTask): Promise<UnitOutputs> {
+export default task(async (job: WorkerTask): Promise<UnitOutputs> => {
   session ??= ort.InferenceSession.create(data.onnxPath, {
     intraOpNumThreads: 1,
     interOpNumThreads: 1,
@@ -47,7 +48,7 @@ export default async function embed(task: WorkerTask): Promise<UnitOutputs> {
     graphOptimizationLevel: 'all',
   });
   const s = await session;
-  const units: Units = data.kind === 'musicnn' ? musicnnPatches(task.pcm) : clapWindows(task.pcm);
+  const units: Units = data.kind === 'musicnn' ? musicnnPatches(job.pcm) : clapWindows(job.pcm);
   const count = units.starts.length;
   const unitSize = units.shape.slice(1).reduce((a, b) => a * b, 1);
   const vectorName = data.kind === 'musicnn' ? 'embedding' : s.outputNames.includes('audio_embeds') ? 'audio_embeds' : s.outputNames[0]!;
@@ -74,7 +75,7 @@ export default async function embed(task: WorkerTask): Promise<UnitOutputs> {
   const e = concat(extras);
   const result: UnitOutputs = { count, starts: units.starts, dim: v.length / count, vectors: v, tagCount: t.length / count, tags: t, extraDim: e.length / count, extras: e };
   return result;
-}
+});
 
 function concat(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));

@@ -4,6 +4,7 @@
 import os from 'node:os';
 import { Piscina } from 'piscina';
 import type { Config } from '../base/config.js';
+import { runTask } from '../base/channel.js';
 import { AppError } from '../base/errors.js';
 import { log } from '../base/log.js';
 import type { UnitOutputs, WorkerData, WorkerTask } from './embed-worker.js';
@@ -131,7 +132,7 @@ class PooledEmbedder implements Embedder {
     // The worker owns its copy: the caller's buffer may be a view it goes on using.
     const copy = pcm.slice();
     const task: WorkerTask = { pcm: copy };
-    const out = (await this.pool.run(task, { transferList: [copy.buffer] })) as UnitOutputs;
+    const out = await runTask<WorkerTask, UnitOutputs>(this.pool, task, [copy.buffer]);
     if (out.dim !== this.model.dim || out.tagCount !== this.model.tagNames.length) {
       throw new Error(`the model gives ${out.dim}-d vectors and ${out.tagCount} tags; ${this.model.id} has ${this.model.dim} and ${this.model.tagNames.length}`);
     }

@@ -35,13 +35,28 @@ const CHUNKS_PER_RESULT = 12;
 const EXPANSION = { tracks: 3, power: 3 } as const;
 
 export class VibeLane {
-  readonly space: VectorSpace;
+  private readonly vectorSpace: VectorSpace;
 
   constructor(
-    readonly embedder: Embedder,
-    readonly store: VectorStore,
+    private readonly embedder: Embedder,
+    private readonly store: VectorStore,
   ) {
-    this.space = { id: embedder.model.id, dim: embedder.model.dim };
+    this.vectorSpace = { id: embedder.model.id, dim: embedder.model.dim };
+  }
+
+  /** The model's vector space: its id is stored with every vector. */
+  space(): VectorSpace {
+    return this.vectorSpace;
+  }
+
+  /** A whole track's chunk and track embeddings, in the worker pool. */
+  embedTrack(pcm: Float32Array): Promise<TrackEmbeddings> {
+    return this.embedder.embedTrack(pcm);
+  }
+
+  /** The catalog tracks nearest to a clip of PCM at the model's rate, best first. */
+  async search(pcm: Float32Array, k: number): Promise<VibeHit[]> {
+    return this.nearest(await this.embedder.embedClip(pcm), k);
   }
 
   /** The store's vectors for one track. */
@@ -66,8 +81,8 @@ export class VibeLane {
    * The catalog tracks whose chunks sound most like a clip, best first: a track scores the
    * similarity of its closest chunk, so a track that only partly sounds alike still shows.
    */
-  nearest(e: Embedding, k: number): Promise<VibeHit[]> {
-    return nearestTracks(this.store, this.space, e.vector, { kind: 'chunk', k });
+  private nearest(e: Embedding, k: number): Promise<VibeHit[]> {
+    return nearestTracks(this.store, this.vectorSpace, e.vector, { kind: 'chunk', k });
   }
 
   async close(): Promise<void> {
@@ -97,7 +112,7 @@ export async function openVibeLane(config: Config, store: VectorStore, forRebuil
   const lane = new VibeLane(opened.embedder, store);
   if (!forRebuild) {
     try {
-      assertSpace(await store.space(), lane.space, store.backend === 'usearch' ? 'the data dir' : 'Qdrant');
+      assertSpace(await store.space(), lane.space(), store.backend === 'usearch' ? 'the data dir' : 'Qdrant');
     } catch (e) {
       await lane.close();
       throw e;

@@ -22,7 +22,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import usearch, { type Index } from 'usearch';
-import { AppError, isErrorCode } from '../../base/errors.js';
+import { Channel } from '../../base/channel.js';
+import { AppError } from '../../base/errors.js';
 import { isAlive } from '../../base/process.js';
 import { centreFor, centredUnit, momentsOf, unit } from './centre.js';
 import { assertSpace, parseKey, pointKey, type Found, type Query, type VectorHit, type VectorKind, type VectorPoint, type VectorSpace, type VectorStore } from './vector-store.js';
@@ -371,53 +372,49 @@ async function syncFile(file: string): Promise<void> {
  * the process alive only while a write is under way.
  */
 class WriterThread {
-  private worker: Worker | undefined;
-  private next = 0;
-  private readonly pending = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
+  private thread: { worker: Worker; channel: Channel<WriteOp, null> } | undefined;
   /** Settles after the latest write: the thread does them in order. */
   private last: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly dataDir: string) {}
 
   run(w: WriteOp): Promise<void> {
-    const worker = (this.worker ??= this.start());
-    const id = this.next++;
-    if (this.pending.size === 0) worker.ref();
-    const done = new Promise<void>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      worker.postMessage({ id, write: w });
-    });
+    const { worker, channel } = (this.thread ??= this.start());
+    if (channel.size() === 0) worker.ref();
+    const done = channel.call(w).then(
+      () => this.settled(),
+      (e: unknown) => {
+        this.settled();
+        throw e;
+      },
+    );
     this.last = done.catch(() => undefined);
     return done;
   }
 
   async close(): Promise<void> {
     await this.last;
-    const worker = this.worker;
-    this.worker = undefined;
-    await worker?.terminate();
+    const thread = this.thread;
+    this.thread = undefined;
+    await thread?.worker.terminate();
   }
 
-  private start(): Worker {
+  /** Lets the process exit while no write is under way. */
+  private settled(): void {
+    if (this.thread && this.thread.channel.size() === 0) this.thread.worker.unref();
+  }
+
+  private start(): { worker: Worker; channel: Channel<WriteOp, null> } {
     const worker = new Worker(new URL('./usearch-writer.js', import.meta.url), { workerData: { dataDir: this.dataDir } });
-    worker.on('message', (m: { id: number; error?: { code: string; message: string } }) => {
-      const p = this.pending.get(m.id);
-      this.pending.delete(m.id);
-      if (this.pending.size === 0) worker.unref();
-      if (!p) return;
-      if (m.error) p.reject(new AppError(isErrorCode(m.error.code) ? m.error.code : 'INTERNAL', m.error.message));
-      else p.resolve();
-    });
+    const thread = { worker, channel: new Channel<WriteOp, null>(worker) };
     // A thread that dies fails what it had in hand; the next write starts another.
-    worker.on('error', (e) => this.fail(worker, e));
-    worker.on('exit', (code) => this.fail(worker, new Error(`the vibe index writer stopped (exit code ${code})`)));
-    return worker;
-  }
-
-  private fail(worker: Worker, e: Error): void {
-    if (this.worker !== worker) return;
-    this.worker = undefined;
-    for (const p of this.pending.values()) p.reject(new AppError('INTERNAL', `the vibe index writer failed: ${e.message}`, { cause: e }));
-    this.pending.clear();
+    const fail = (e: Error) => {
+      if (this.thread !== thread) return;
+      this.thread = undefined;
+      thread.channel.failAll(new AppError('INTERNAL', `the vibe index writer failed: ${e.message}`, { cause: e }));
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the vibe index writer stopped (exit code ${code})`)));
+    return thread;
   }
 }

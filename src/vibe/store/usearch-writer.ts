@@ -1,17 +1,16 @@
 // The writer thread of an embedded vector store (usearch-store.ts): it holds the store's writable
-// indexes and does its writes, one at a time, off the main thread's event loop. Errors go back
-// as their code and message.
+// indexes and does its writes, one at a time, off the main thread's event loop.
 import { parentPort, workerData } from 'node:worker_threads';
-import { isAppError } from '../../base/errors.js';
+import { servePort } from '../../base/channel.js';
 import { UsearchStore, type WriteOp } from './usearch-store.js';
 
 const store = UsearchStore.open((workerData as { dataDir: string }).dataDir, { writeHere: true });
 
-parentPort!.on('message', async ({ id, write }: { id: number; write: WriteOp }) => {
-  try {
-    await store.perform(write);
-    parentPort!.postMessage({ id });
-  } catch (e) {
-    parentPort!.postMessage({ id, error: { code: isAppError(e) ? e.code : 'INTERNAL', message: (e as Error).message } });
-  }
+// One at a time, in order of arrival: each write waits for the one before it.
+let queue: Promise<unknown> = Promise.resolve();
+servePort<WriteOp, null>(parentPort!, (id, write, out) => {
+  queue = queue.then(() => store.perform(write)).then(
+    () => out.reply(id, null),
+    (e: unknown) => out.fail(id, e),
+  );
 });
