@@ -56,8 +56,7 @@ test('clean and Opus-coded excerpts identify the right track and offset', async 
 });
 
 test('noisy excerpts mostly identify, and never as the wrong track', async () => {
-  // The bench measures about 97% top-1 at 10 dB white noise and 82% in 5 dB babble (see README);
-  // this floor catches regressions without pretending to more on 12 clips.
+  // bench:accuracy measures the rates on hundreds of clips (docs/benchmarks.md); this floor catches regressions without pretending to more on 12 clips.
   let right = 0;
   let total = 0;
   for (const [i, t] of catalog.slice(0, 6).entries()) {

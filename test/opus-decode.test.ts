@@ -180,8 +180,8 @@ test('laced WebM blocks (Xiph, EBML, fixed) give back every packet', async () =>
   const head = Buffer.alloc(19);
   head.write('OpusHead');
   head[8] = 1;
-  head[9] = source.head!.channels;
-  head.writeUInt16LE(source.head!.preSkip, 10);
+  head[9] = source.head()!.channels;
+  head.writeUInt16LE(source.head()!.preSkip, 10);
   const block = (lacing: number, ps: Uint8Array[]): Buffer => {
     const sizes: number[] = [];
     if (lacing === 1) for (const p of ps.slice(0, -1)) sizes.push(...Array(Math.floor(p.length / 255)).fill(255), p.length % 255);

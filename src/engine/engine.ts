@@ -41,7 +41,7 @@ export interface PreparedTrack {
 }
 
 /** Whether the vibe lane runs in this process, and why not. */
-export type VibeStatus = { on: true; model: string; store: VectorStore['backend'] } | { on: false; reason: string };
+export type VibeStatus = { on: true; model: string; store: ReturnType<VectorStore['backend']> } | { on: false; reason: string };
 
 /** What each store holds, for checks that they agree. */
 export interface Inventory {
@@ -157,7 +157,7 @@ export class Engine {
 
   /** The one place that says whether the vibe lane runs. */
   vibeStatus(): VibeStatus {
-    return this.vibe ? { on: true, model: this.vibe.space().id, store: this.vectors.backend } : { on: false, reason: this.vibeUnavailable };
+    return this.vibe ? { on: true, model: this.vibe.space().id, store: this.vectors.backend() } : { on: false, reason: this.vibeUnavailable };
   }
 
   /** Throws LANE_UNAVAILABLE, naming why, unless the vibe lane runs. */

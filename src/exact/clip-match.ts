@@ -19,7 +19,7 @@ const RETRY_SPEEDS = [1.02, 0.98];
  * (non-catalog clips, noisy ones), and this spares them most of the pass. On the accuracy
  * bench's speed-1.02 clips, every retry that answered had at least 29 at that point and every
  * other at most 11; in the white 0 dB and reverb conditions no retry answered, and none had more
- * than 13 even at mid-clip (see the README).
+ * than 13 even at mid-clip.
  */
 const RETRY_CHECK_HASHES = 500;
 const RETRY_CHECK_ALIGNED = 10;

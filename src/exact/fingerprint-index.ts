@@ -204,7 +204,7 @@ export class FingerprintIndex {
    * Finds the postings of a query's hashes, skipping buckets that hold more than
    * MAX_BUCKET_POSTINGS: a hash that recurs that often is a common sound (a low tone, a drum
    * hit) and says little about which track plays, while such buckets supplied most of a query's
-   * postings and of its votes to count (see the README's accuracy bench).
+   * postings and of its votes to count (measured by bench/accuracy.ts).
    */
   lookup(q: Hashes): QueryPostings {
     let cap = Math.max(1024, q.hashes.length * 4);

@@ -30,7 +30,7 @@ export interface MatcherConfig extends Acceptance {
   retryUnless: Acceptance;
 }
 
-// Calibrated by bench/accuracy (see the README) on its clips and on every 5 s excerpt of the
+// Calibrated by bench/accuracy.ts on its clips and on every 5 s excerpt of the
 // tracks it keeps out of the catalog: no answer naming a wrong track there verifies below
 // 0.406, and at 0.38 white noise at 0 dB SNR is answered right 91.9% of the time (76.8% when
 // 30 aligned hashes had to suffice alone). A few aligned hashes are still required: they pick

@@ -55,7 +55,7 @@ export class ListenSession {
   private stopReason = 'stopped';
 
   constructor(
-    readonly id: string,
+    private readonly id: string,
     private readonly start: Start,
     private readonly engine: Engine,
     private readonly limits: ListenLimits,
@@ -126,7 +126,7 @@ export class ListenSession {
         if (s.noMatch) this.send({ type: 'no_match', heard_seconds: round(s.heardSeconds, 2) });
         if (this.vibe) {
           await this.vibe.finish();
-          if (!this.exactOn && !this.vibe.answered) this.send({ type: 'no_match', heard_seconds: round(s.heardSeconds, 2) });
+          if (!this.exactOn && !this.vibe.hasAnswered()) this.send({ type: 'no_match', heard_seconds: round(s.heardSeconds, 2) });
         }
         this.close(1000, this.stopReason);
       });

@@ -23,8 +23,7 @@ export class VibeWindows {
   private lastWindowAt = 0;
   private inFlight: Promise<void> | undefined;
   private previousTop: number | undefined;
-  /** Whether any window produced an answer. */
-  answered = false;
+  private answered = false;
 
   constructor(
     private readonly engine: Engine,
@@ -44,6 +43,11 @@ export class VibeWindows {
     this.received += pcm.length;
     const heard = this.received / SAMPLE_RATE;
     if (!this.inFlight && heard >= FIRST_SECONDS && heard - this.lastWindowAt >= EVERY_SECONDS) this.launch();
+  }
+
+  /** Whether any window produced an answer. */
+  hasAnswered(): boolean {
+    return this.answered;
   }
 
   /** Waits for the window in flight; with none answered yet, embeds what there is. */

@@ -6,7 +6,7 @@
 // compares them about the catalog's centre. Search expands the query once: the query plus the
 // closest chunks of its nearest tracks, each weighted by its similarity cubed, then searched
 // again. bench:vibe measured both steps against the plain 200-d embedding and every alternative
-// tried (README, "Vibe benchmark"): the centred pooling layer gains about +0.05 precision@10 on
+// tried (docs/benchmarks.md, the vibe bench): the centred pooling layer gains about +0.05 precision@10 on
 // whole tracks and 10 s chunks, the expansion adds up to +0.015 more.
 import type { Config } from '../base/config.js';
 import { log } from '../base/log.js';
@@ -112,7 +112,7 @@ export async function openVibeLane(config: Config, store: VectorStore, forRebuil
   const lane = new VibeLane(opened.embedder, store);
   if (!forRebuild) {
     try {
-      assertSpace(await store.space(), lane.space(), store.backend === 'usearch' ? 'the data dir' : 'Qdrant');
+      assertSpace(await store.space(), lane.space(), store.backend() === 'usearch' ? 'the data dir' : 'Qdrant');
     } catch (e) {
       await lane.close();
       throw e;

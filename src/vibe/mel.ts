@@ -45,7 +45,7 @@ export function melFilterbank(spec: MelSpec): Float64Array {
 export const frameCount = (samples: number, hop: number): number => 1 + Math.floor(samples / hop);
 
 export class MelSpectrogram {
-  readonly bins: number;
+  private readonly bins: number;
   private readonly window: Float64Array;
   private readonly filters: Float64Array;
   /** Per filter, the first and one-past-last bin with a non-zero weight. */

@@ -3,8 +3,8 @@
 // appending costs no copying, so a large element fed in tiny pieces stays linear.
 export class DemuxInput {
   /** Unparsed bytes start at buf[pos]. */
-  buf: Uint8Array = new Uint8Array(0);
-  pos = 0;
+  private buf: Uint8Array = new Uint8Array(0);
+  private pos = 0;
   /** Stream offset of buf[0]. */
   private base = 0;
   private waiting: Uint8Array[] = [];
@@ -18,6 +18,16 @@ export class DemuxInput {
 
   get available(): number {
     return this.buf.length - this.pos;
+  }
+
+  /** The unparsed bytes at hand (a view, valid until the next append). */
+  unread(): Uint8Array {
+    return this.buf.subarray(this.pos);
+  }
+
+  /** The parser is done with this many bytes. */
+  consume(bytes: number): void {
+    this.pos += bytes;
   }
 
   /** Adds bytes; true when the parser should run (it has what it last asked for). */

@@ -44,7 +44,11 @@ export class OggDemuxer implements OpusDemuxer {
   private partialBytes = 0;
   private inPacket = false;
   private ended = false;
-  head: OpusHead | undefined;
+  private opusHead: OpusHead | undefined;
+
+  head(): OpusHead | undefined {
+    return this.opusHead;
+  }
 
   push(bytes: Uint8Array): Uint8Array[] {
     const packets: Uint8Array[] = [];
@@ -53,7 +57,7 @@ export class OggDemuxer implements OpusDemuxer {
     for (;;) {
       const avail = input.available;
       if (avail < HEADER_BYTES) return (input.wait(HEADER_BYTES), packets);
-      const b = input.buf.subarray(input.pos);
+      const b = input.unread();
       if (b[0] !== 0x4f || b[1] !== 0x67 || b[2] !== 0x67 || b[3] !== 0x53) throw fail(`no page at byte ${input.offset} (capture pattern "OggS" missing)`);
       if (b[4] !== 0) throw fail(`page at byte ${input.offset} has unknown version ${b[4]}`);
       const segments = b[26]!;
@@ -66,7 +70,7 @@ export class OggDemuxer implements OpusDemuxer {
       const view = new DataView(page.buffer, page.byteOffset, total);
       if (view.getUint32(22, true) !== pageCrc(page)) throw fail(`page at byte ${input.offset} fails its CRC check (corrupt data)`);
       this.page(page, view, packets);
-      input.pos += total;
+      input.consume(total);
     }
   }
 
@@ -121,7 +125,7 @@ export class OggDemuxer implements OpusDemuxer {
     this.partialBytes = 0;
     this.inPacket = false;
     const index = this.packetIndex++;
-    if (index === 0) this.head = parseOpusHead(data);
+    if (index === 0) this.opusHead = parseOpusHead(data);
     // OpusTags (comments, perhaps cover art) is skipped: only its first 8 bytes were kept.
     else if (index === 1) {
       if (new TextDecoder().decode(data.subarray(0, 8)) !== 'OpusTags') throw fail('the second packet is not OpusTags');

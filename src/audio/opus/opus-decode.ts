@@ -53,7 +53,7 @@ export class OpusPcmStream {
 
   private decode(packets: Uint8Array[]): Float32Array {
     if (!packets.length) return new Float32Array(0);
-    const head = this.demux.head!;
+    const head = this.demux.head()!;
     if (this.skip === undefined) {
       // Family 0 is mono or stereo in one stream, all a browser sends; a stereo decoder takes either.
       if (head.mappingFamily !== 0) throw new AppError('UNSUPPORTED_FORMAT', `multichannel Opus (mapping family ${head.mappingFamily}) is not decoded in process`);

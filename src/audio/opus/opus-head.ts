@@ -20,7 +20,7 @@ export interface OpusDemuxer {
    */
   end(strict: boolean): void;
   /** Known once the headers have been read. */
-  readonly head: OpusHead | undefined;
+  head(): OpusHead | undefined;
 }
 
 export function parseOpusHead(b: Uint8Array): OpusHead {

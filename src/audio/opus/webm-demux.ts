@@ -57,7 +57,11 @@ export class WebmDemuxer implements OpusDemuxer {
   private entry: TrackEntry | undefined;
   private track: number | undefined;
   private sawTracks = false;
-  head: OpusHead | undefined;
+  private opusHead: OpusHead | undefined;
+
+  head(): OpusHead | undefined {
+    return this.opusHead;
+  }
 
   push(bytes: Uint8Array): Uint8Array[] {
     const packets: Uint8Array[] = [];
@@ -85,14 +89,14 @@ export class WebmDemuxer implements OpusDemuxer {
       while (this.stack.length && this.stack.at(-1)!.end <= this.abs) this.close();
       if (this.skip > 0) {
         const n = Math.min(this.skip, input.available);
-        input.pos += n;
+        input.consume(n);
         this.skip -= n;
         if (this.skip > 0) return;
         continue;
       }
-      if (this.abs === 0 && input.available > 0 && input.buf[0] !== EBML >>> 24) throw fail('the stream does not begin with an EBML header');
-      const id = this.vint(input.pos, true);
-      const size = id && this.vint(input.pos + id.length, false);
+      if (this.abs === 0 && input.available > 0 && input.unread()[0] !== EBML >>> 24) throw fail('the stream does not begin with an EBML header');
+      const id = this.vint(0, true);
+      const size = id && this.vint(id.length, false);
       if (!id || !size) return input.wait(input.available + 1);
       const headerBytes = id.length + size.length;
       // A Cluster of unknown size ends where the next Segment-level element begins; a Segment of
@@ -108,21 +112,21 @@ export class WebmDemuxer implements OpusDemuxer {
         throw fail(`element ${hex(id.value)} at byte ${this.abs} overruns its parent ${hex(parent.id)}`);
       }
       if (MASTERS.has(id.value)) {
-        input.pos += headerBytes;
+        input.consume(headerBytes);
         this.stack.push({ id: id.value, end: size.value === UNKNOWN ? Infinity : this.abs + size.value });
         this.opened(id.value);
         continue;
       }
       if (!LEAVES.has(id.value) || (id.value === BLOCK && parent?.id !== BLOCK_GROUP)) {
-        input.pos += headerBytes;
+        input.consume(headerBytes);
         this.skip = size.value;
         continue;
       }
       if (size.value > MAX_LEAF_BYTES) throw fail(`element ${hex(id.value)} at byte ${this.abs} claims ${size.value} bytes`);
       if (input.available < headerBytes + size.value) return input.wait(headerBytes + size.value); // the whole leaf
-      const data = input.buf.subarray(input.pos + headerBytes, input.pos + headerBytes + size.value);
+      const data = input.unread().subarray(headerBytes, headerBytes + size.value);
       const at = this.abs;
-      input.pos += headerBytes + size.value;
+      input.consume(headerBytes + size.value);
       this.leaf(id.value, data, at, packets);
     }
   }
@@ -133,12 +137,13 @@ export class WebmDemuxer implements OpusDemuxer {
   }
 
   /** An EBML variable-length integer at buf[at], or undefined when its bytes have not arrived. */
+  /** The variable-length integer `at` bytes into the unparsed input, or undefined until it is all there. */
   private vint(at: number, isId: boolean): { value: number; length: number } | undefined {
-    const buf = this.input.buf;
+    const buf = this.input.unread();
     if (at >= buf.length) return undefined;
     const first = buf[at]!;
     const length = Math.clz32(first) - 23;
-    const offset = this.abs + at - this.input.pos;
+    const offset = this.abs + at;
     if (first === 0 || length > (isId ? 4 : 8)) throw fail(`invalid ${isId ? 'element ID' : 'element size'} at byte ${offset}`);
     if (at + length > buf.length) return undefined;
     let value = isId ? first : first & (0xff >> length);
@@ -166,7 +171,7 @@ export class WebmDemuxer implements OpusDemuxer {
       this.entry = undefined;
       if (this.track === undefined && e.codec === 'A_OPUS') {
         if (e.number === undefined) throw fail('the Opus track has no TrackNumber');
-        this.head = e.codecPrivate
+        this.opusHead = e.codecPrivate
           ? parseOpusHead(e.codecPrivate)
           : { channels: e.channels ?? 2, preSkip: Math.round(((e.codecDelayNs ?? 0) * 48000) / 1e9), mappingFamily: 0 };
         this.track = e.number;

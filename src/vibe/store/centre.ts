@@ -1,7 +1,7 @@
 // Where the vibe lane's vectors are compared from: the mean of the stored vectors of a kind. The
 // lane's vector (the batch-normalised pooling layer) only beats the plain embedding by the margin
 // bench:vibe asks for once the catalog's mean is removed; the model's own training mean does not
-// do it (README, "Vectors from MusiCNN's other layers"). The mean moves as tracks come and go,
+// do it (bench:vibe's layer comparison, CHANGELOG.md). The mean moves as tracks come and go,
 // and re-centring rebuilds a kind's whole index, so a store keeps the centre it indexed with
 // until the catalog's mean has drifted from it by more than DRIFT of the vectors' spread; as the
 // catalog grows the mean settles and re-centring grows rare.

@@ -32,7 +32,9 @@ const KINDS: readonly VectorKind[] = ['track', 'chunk'];
 const UPSERT_BATCH = 256;
 
 export class QdrantStore implements VectorStore {
-  readonly backend = 'qdrant' as const;
+  backend(): 'qdrant' {
+    return 'qdrant';
+  }
   private exists = false;
 
   private constructor(
@@ -220,7 +222,7 @@ export class QdrantStore implements VectorStore {
     return this.exists;
   }
 
-  /** Creates the collection on first use (the seed's lazy initialisation); refuses another space. */
+  /** Creates the collection on first use, so that a server starts before Qdrant has one; refuses another space. */
   private async ensureCollection(space: VectorSpace): Promise<void> {
     if (await this.collectionExists()) {
       assertSpace(await this.space(), space, this.where);

@@ -61,7 +61,9 @@ const noVectors = (): Vectors => ({ track: new Map(), chunk: new Map() });
 export type WriteOp = { op: 'put'; space: VectorSpace; points: VectorPoint[]; replace: boolean } | { op: 'remove'; fpIds: number[] } | { op: 'clear' };
 
 export class UsearchStore implements VectorStore {
-  readonly backend = 'usearch' as const;
+  backend(): 'usearch' {
+    return 'usearch';
+  }
   private state: Loaded;
   /** Writes of this process, one at a time. */
   private writing: Promise<void> = Promise.resolve();

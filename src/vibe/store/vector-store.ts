@@ -49,7 +49,7 @@ export interface Found {
 }
 
 export interface VectorStore {
-  readonly backend: 'usearch' | 'qdrant';
+  backend(): 'usearch' | 'qdrant';
   /** The space of the stored vectors; undefined while the store is empty. */
   space(): Promise<VectorSpace | undefined>;
   /**
