@@ -1,6 +1,6 @@
 // The raw material of bench:vibe, computed once per track and cached outside the checkout
 // (CACHE_DIR/vibe-bench/<model>/): the model's chunk and track embeddings, the time statistics
-// of the layer under its temporal pooling (see PrepareOptions.layerStatistics), and MFCC
+// of the layer under its temporal pooling (see vibe-layer-model.ts), and MFCC
 // statistics (mean and standard deviation of 13 coefficients) of the whole track and of each
 // chunk, for the baseline. Embedding the full corpus takes a while; a cached track is never
 // recomputed, except one cached before the layer statistics were (it lacks them).
@@ -8,9 +8,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeFile, SAMPLE_RATE } from '../src/audio/decode.js';
-import type { Embedder, Embedding } from '../src/vibe/embedder.js';
 import { MelSpectrogram } from '../src/vibe/mel.js';
 import { CACHE_DIR, type CorpusTrack } from '../tools/corpus.js';
+import type { LayerEmbedder } from './vibe-layer-model.js';
 
 /** What one track vector or chunk holds; `layers` is the mean of its patches' layer statistics. */
 export interface CachedItem {
@@ -62,12 +62,7 @@ function fromBase64(s: string): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
-function layersOf(e: Embedding): Float32Array {
-  if (!e.layers) throw new Error('bench:vibe needs an embedder opened with layer statistics');
-  return e.layers;
-}
-
-export async function computeCached(embedder: Embedder, ffmpegPath: string, t: CorpusTrack): Promise<CachedTrack> {
+export async function computeCached(embedder: LayerEmbedder, ffmpegPath: string, t: CorpusTrack): Promise<CachedTrack> {
   const pcm = await decodeFile(t.file, { ffmpegPath });
   const started = performance.now();
   const e = await embedder.embedTrack(pcm);
@@ -78,11 +73,11 @@ export async function computeCached(embedder: Embedder, ffmpegPath: string, t: C
     pkg: t.pkg,
     seconds: pcm.length / SAMPLE_RATE,
     embedMs,
-    track: { vector: [...e.track.vector], tags: [...e.track.tags], mfcc: meanStd(coeffs, 0, coeffs.frames), layers: layersOf(e.track) },
+    track: { vector: [...e.track.vector], tags: [...e.track.tags], mfcc: meanStd(coeffs, 0, coeffs.frames), layers: e.track.layers },
     chunks: e.chunks.map((ch) => {
       const a = Math.floor((ch.startSeconds * SAMPLE_RATE) / MFCC_HOP);
       const b = Math.min(coeffs.frames, Math.ceil(((ch.startSeconds + ch.seconds) * SAMPLE_RATE) / MFCC_HOP));
-      return { start: ch.startSeconds, vector: [...ch.vector], tags: [...ch.tags], mfcc: meanStd(coeffs, a, b), layers: layersOf(ch) };
+      return { start: ch.startSeconds, vector: [...ch.vector], tags: [...ch.tags], mfcc: meanStd(coeffs, a, b), layers: ch.layers };
     }),
   };
   const stored: StoredTrack = {

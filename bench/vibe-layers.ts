@@ -1,7 +1,7 @@
 // bench:vibe's study of vectors from MusiCNN's other layers, with the protocol of vibe-eval.ts
 // (same queries, the query's track excluded, closest-chunk ranking for chunk queries, statistics
 // fitted on the catalog, never on labels). The cache holds, per track vector and chunk, the mean
-// over its patches of (PrepareOptions.layerStatistics):
+// over its patches of the analysis model's layer statistics (vibe-layer-model.ts):
 //   [0, 753)      mean over the patch's frames of the layer the temporal pooling reads,
 //   [753, 1506)   their standard deviation over the frames,
 //   [1506, 2259)  their maximum over the frames,
@@ -18,6 +18,7 @@ import { readKerasH5 } from '../src/vibe/keras-h5.js';
 import { median, pairedText } from './stats.js';
 import type { CachedItem, CachedTrack } from './vibe-cache.js';
 import { centred, concat, evaluate, PLAIN, raw, standardised, vec, type EvalRow, type Method } from './vibe-eval.js';
+import type { LayerEmbedder } from './vibe-layer-model.js';
 import type { Space } from './vibe-rerank.js';
 
 const FEATURES = 753;
@@ -121,9 +122,9 @@ export const laneVector = (head: Head) => (x: CachedItem) => Float32Array.from(p
  * the analysis model's layer statistics (the batch norm is affine, so it commutes with the mean
  * over patches). Returns the largest deviation relative to the largest component.
  */
-export async function checkLaneVector(head: Head, lane: Embedder, layered: Embedder, clip: Float32Array): Promise<number> {
+export async function checkLaneVector(head: Head, lane: Embedder, layered: LayerEmbedder, clip: Float32Array): Promise<number> {
   const [a, b] = [await lane.embedClip(clip), await layered.embedClip(clip)];
-  const ours = laneVector(head)({ vector: [...b.vector], tags: [...b.tags], mfcc: [], layers: b.layers! });
+  const ours = laneVector(head)({ vector: [...b.vector], tags: [...b.tags], mfcc: [], layers: b.layers });
   const scale = Math.max(...Array.from(a.vector, Math.abs));
   const dev = Math.max(...Array.from(a.vector, (x, i) => Math.abs(x - ours[i]!))) / scale;
   if (!(dev <= 1e-3)) throw new Error(`the lane's vectors are not the batch-normalised pooling statistics (relative deviation ${dev})`);

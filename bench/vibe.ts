@@ -20,6 +20,7 @@ import { decodeFile, SAMPLE_RATE } from '../src/audio/decode.js';
 import { fetchCorpus, pool, rng, SPLIT_SEED } from '../tools/corpus.js';
 import { computeCached, readCached, type CachedTrack } from './vibe-cache.js';
 import { evaluate, PLAIN, printEvaluation, randomRow } from './vibe-eval.js';
+import { openLayerEmbedder } from './vibe-layer-model.js';
 import { checkDenseLayer, checkLaneVector, evaluateLayers, laneVector, layerCost, layerMethods, layerSpaces, printLayers, readHead } from './vibe-layers.js';
 import { latency } from './vibe-latency.js';
 import { evaluateReranking, printReranking, QE_SWEEP } from './vibe-rerank.js';
@@ -31,17 +32,17 @@ const { values } = parseArgs({
 setLogLevel('warn');
 
 const config = loadConfig();
-async function open(layerStatistics: boolean): Promise<Embedder> {
-  const opened = await openEmbedder(config, { layerStatistics });
+async function openLane(): Promise<Embedder> {
+  const opened = await openEmbedder(config);
   if (!opened.embedder) {
     console.error(`no vibe model: ${opened.reason}`);
     process.exit(1);
   }
   return opened.embedder;
 }
-// The cache is filled by the model with layer statistics (its 200-d vectors and tags are the
-// lane's model's, bit for bit: the same graph with more outputs).
-const embedder = await open(true);
+// The cache is filled by the analysis model: the same graph and weights as the lane's model with
+// other outputs, so its tags are the lane's bit for bit and checkLaneVector rebuilds the lane's vector.
+const embedder = await openLayerEmbedder(config);
 // Shuffled, so that an interrupted first run leaves a cache that samples every package.
 const r = rng(SPLIT_SEED);
 const corpus = (await fetchCorpus('full')).map((t) => ({ t, k: r() })).sort((a, b) => a.k - b.k).map((x) => x.t);
@@ -81,7 +82,7 @@ if (!values['embed-only']) {
   printLayers(evaluateLayers(cached, layerMethods(head)), check);
   for (const { name, space } of layerSpaces(head)) printReranking(`on ${name}`, evaluateReranking(cached, space, QE_SWEEP), plainReranked[0]);
   if (!values['precision-only']) {
-    const plain = await open(false);
+    const plain = await openLane();
     const clip = (await decodeFile(corpus[0]!.file, { ffmpegPath: config.ffmpegPath, maxSeconds: 60 })).slice(30 * SAMPLE_RATE, 60 * SAMPLE_RATE);
     console.log(`\nthe lane's model gives the batch-normalised pooling statistics of the analysis model to ${(await checkLaneVector(head, plain, embedder, clip)).toExponential(1)} of their scale`);
     await layerCost(plain, embedder, clip, musicnnPatches(clip).starts.length, 15);

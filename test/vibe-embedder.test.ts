@@ -1,6 +1,7 @@
 // The vibe lane's models end to end: MusiCNN converted from the shared Keras weights and run in
 // the worker pool agrees with a plain reference forward pass of the same graph and weights on
-// real corpus tracks; track chunking; and every way of having no model says why.
+// real corpus tracks, and so do the layer statistics of bench:vibe's analysis model
+// (bench/vibe-layer-model.ts); track chunking; and every way of having no model says why.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -13,6 +14,7 @@ import { openEmbedder, type Embedder, type Embedding } from '../src/vibe/embedde
 import { MUSICNN_INPUT, musicnnPatches } from '../src/vibe/inputs.js';
 import { readKerasH5 } from '../src/vibe/keras-h5.js';
 import { MSD_TAGS, musicnnOnnx } from '../src/vibe/models.js';
+import { layerModelOnnx, openLayerEmbedder } from '../bench/vibe-layer-model.js';
 import { fetchCorpus, SHARED_DIR } from '../tools/corpus.js';
 import { forward } from './musicnn-reference.js';
 
@@ -76,15 +78,14 @@ test('ONNX through the pool agrees with a plain forward pass of the Keras graph 
   }
 });
 
-test("with layer statistics the extra outputs agree with the plain forward pass, the vector is the 200-d embedding and the tags are the lane's", async () => {
+test("bench:vibe's analysis model: its layer statistics agree with the plain forward pass, its vector is the 200-d embedding and its tags are the lane's", async () => {
   const keras = readKerasH5(await readFile(H5));
   const dense = keras.weights.get('dense')!;
-  const opened = await openEmbedder(config, { layerStatistics: true });
-  assert.ok(opened.embedder, 'reason' in opened ? opened.reason : '');
-  const layered = opened.embedder;
+  const benchModels = path.join(dataDir, 'bench-models');
+  const layered = await openLayerEmbedder(config, benchModels);
   try {
     const sha = createHash('sha256').update(await readFile(H5)).digest('hex');
-    assert.equal(await musicnnOnnx(H5, dataDir, { layerStatistics: true }), path.join(dataDir, 'models', `musicnn-msd-layer-stats-${sha}.onnx`));
+    assert.equal(await layerModelOnnx(H5, benchModels), path.join(benchModels, `musicnn-msd-layer-stats-${sha}.onnx`));
     const [track] = (await fetchCorpus('small')).sort((a, b) => a.name.localeCompare(b.name));
     const clip = (await decodeFile(track!.file)).subarray(30 * 16000, 34.5 * 16000);
     const units = musicnnPatches(clip);
@@ -123,15 +124,14 @@ test("with layer statistics the extra outputs agree with the plain forward pass,
       }
     }
     const ours = await layered.embedClip(clip);
-    assert.equal(ours.layers?.length, ref.length);
+    assert.equal(ours.layers.length, ref.length);
     const scale = Math.max(...ref.map(Math.abs));
-    const diff = Math.max(...Array.from(ours.layers!, (v, i) => Math.abs(v - ref[i]!)));
+    const diff = Math.max(...Array.from(ours.layers, (v, i) => Math.abs(v - ref[i]!)));
     assert.ok(diff <= 1e-3 * scale, `layer statistics differ by ${diff} (scale ${scale})`);
     const embScale = Math.max(...Array.from(refEmbedding, Math.abs));
     const embDiff = Math.max(...Array.from(ours.vector, (v, i) => Math.abs(v - refEmbedding[i]!)));
     assert.ok(embDiff <= 1e-3 * embScale, `embedding differs by ${embDiff} (scale ${embScale})`);
     const plain = await embedder.embedClip(clip);
-    assert.equal(plain.layers, undefined, "the lane's model has no extra outputs");
     assert.equal(maxDiff(plain.tags, ours.tags), 0);
   } finally {
     await layered.close();

@@ -10,8 +10,6 @@ import type { ModelKind } from './models.js';
 export interface WorkerData {
   kind: ModelKind;
   onnxPath: string;
-  /** Outputs returned per unit in `extras`, concatenated in this order. */
-  extraOutputs: string[];
 }
 export interface WorkerTask {
   pcm: Float32Array;
@@ -24,9 +22,6 @@ export interface UnitOutputs {
   vectors: Float32Array;
   tagCount: number;
   tags: Float32Array;
-  /** Per unit, the extra outputs' values (0 when none were asked for). */
-  extraDim: number;
-  extras: Float32Array;
 }
 
 /**
@@ -55,25 +50,16 @@ export default task(async (job: WorkerTask): Promise<UnitOutputs> => {
   const tagName = data.kind === 'musicnn' ? 'output' : undefined;
   const vectors: Float32Array[] = [];
   const tags: Float32Array[] = [];
-  const extras: Float32Array[] = [];
   for (let first = 0; first < count; first += BATCH) {
     const n = Math.min(BATCH, count - first);
     const input = new ort.Tensor('float32', units.data.subarray(first * unitSize, (first + n) * unitSize), [n, ...units.shape.slice(1)]);
     const out = await s.run({ [s.inputNames[0]!]: input });
     vectors.push(out[vectorName]!.data as Float32Array);
     if (tagName) tags.push(out[tagName]!.data as Float32Array);
-    for (let i = 0; i < n; i++) {
-      for (const name of data.extraOutputs) {
-        const x = out[name]!.data as Float32Array;
-        const per = x.length / n;
-        extras.push(x.subarray(i * per, (i + 1) * per));
-      }
-    }
   }
   const v = concat(vectors);
   const t = concat(tags);
-  const e = concat(extras);
-  const result: UnitOutputs = { count, starts: units.starts, dim: v.length / count, vectors: v, tagCount: t.length / count, tags: t, extraDim: e.length / count, extras: e };
+  const result: UnitOutputs = { count, starts: units.starts, dim: v.length / count, vectors: v, tagCount: t.length / count, tags: t };
   return result;
 });
 

@@ -9,7 +9,7 @@ import { AppError } from '../base/errors.js';
 import { log } from '../base/log.js';
 import type { UnitOutputs, WorkerData, WorkerTask } from './embed-worker.js';
 import { windowStarts } from './inputs.js';
-import { prepareModel, type PreparedModel, type PrepareOptions } from './models.js';
+import { prepareModel, type PreparedModel } from './models.js';
 
 export interface EmbeddingModel {
   id: string; // e.g. 'musicnn-msd-pool' or 'clap-htsat-unfused'; stored with every vector
@@ -20,8 +20,6 @@ export interface EmbeddingModel {
 export interface Embedding {
   vector: Float32Array;
   tags: Float32Array /* probabilities, tagNames order */;
-  /** The mean of the units' extra outputs, only from an embedder opened with layer statistics. */
-  layers?: Float32Array;
 }
 export interface ChunkEmbedding extends Embedding {
   startSeconds: number;
@@ -41,13 +39,10 @@ export const CHUNK_SECONDS = 10;
 export const CHUNK_HOP_SECONDS = 5;
 
 /** The configured model run in a piscina pool of onnxruntime-node sessions, or why there is none. */
-export async function openEmbedder(
-  config: Config,
-  options: PrepareOptions = {},
-): Promise<{ embedder: Embedder } | { embedder: undefined; reason: string }> {
+export async function openEmbedder(config: Config): Promise<{ embedder: Embedder } | { embedder: undefined; reason: string }> {
   let prepared: PreparedModel;
   try {
-    const p = await prepareModel(config, options);
+    const p = await prepareModel(config);
     if ('reason' in p) return { embedder: undefined, reason: p.reason };
     prepared = p;
   } catch (e) {
@@ -56,7 +51,7 @@ export async function openEmbedder(
     return { embedder: undefined, reason };
   }
   const threads = config.vibeThreads;
-  const workerData: WorkerData = { kind: prepared.kind, onnxPath: prepared.onnxPath, extraOutputs: prepared.extraOutputs };
+  const workerData: WorkerData = { kind: prepared.kind, onnxPath: prepared.onnxPath };
   const pool = new Piscina({
     filename: new URL('./embed-worker.js', import.meta.url).href,
     minThreads: threads,
@@ -96,20 +91,11 @@ class PooledEmbedder implements Embedder {
     const { dim } = this.model;
     const tagCount = this.model.tagNames.length;
     const seconds = pcm.length / this.model.sampleRate;
-    const chunks: ChunkEmbedding[] = [];
-    const starts = windowStarts(seconds, CHUNK_SECONDS, CHUNK_HOP_SECONDS);
-    for (const start of starts) {
-      const end = Math.min(seconds, start + CHUNK_SECONDS);
-      const inside: number[] = [];
-      for (let u = 0; u < units.count; u++) {
-        const a = units.starts[u]!;
-        // A unit belongs to a window when it lies inside it; a clip shorter than one unit has
-        // one zero-padded unit, which belongs to its only window.
-        if (a >= start - 1e-6 && (a + this.prepared.unitSeconds <= end + 1e-6 || units.count === 1)) inside.push(u);
-      }
-      if (inside.length === 0) continue;
-      chunks.push({ ...meanOf(units, inside, dim, tagCount), startSeconds: start, seconds: end - start });
-    }
+    const chunks = trackChunks(units.starts, seconds, this.prepared.unitSeconds).map((c) => ({
+      ...meanOf(units, c.units, dim, tagCount),
+      startSeconds: c.startSeconds,
+      seconds: c.seconds,
+    }));
     const all = Array.from({ length: units.count }, (_, i) => i);
     return { chunks, track: meanOf(units, all, dim, tagCount) };
   }
@@ -140,14 +126,33 @@ class PooledEmbedder implements Embedder {
   }
 }
 
-/** The mean of some units' vectors, tag probabilities and extra outputs. */
-function meanOf(units: UnitOutputs, which: number[], dim: number, tagCount: number): Embedding {
-  const vector = meanRows(units.vectors, dim, which);
-  const tags = meanRows(units.tags, tagCount, which);
-  return units.extraDim > 0 ? { vector, tags, layers: meanRows(units.extras, units.extraDim, which) } : { vector, tags };
+/**
+ * A track's chunks (see CHUNK_SECONDS) and the units inside each, for units `unitSeconds` long
+ * starting at `starts`; a chunk with no unit inside is left out.
+ */
+export function trackChunks(starts: number[], seconds: number, unitSeconds: number): { startSeconds: number; seconds: number; units: number[] }[] {
+  const chunks: { startSeconds: number; seconds: number; units: number[] }[] = [];
+  for (const start of windowStarts(seconds, CHUNK_SECONDS, CHUNK_HOP_SECONDS)) {
+    const end = Math.min(seconds, start + CHUNK_SECONDS);
+    const inside: number[] = [];
+    for (let u = 0; u < starts.length; u++) {
+      const a = starts[u]!;
+      // A unit belongs to a window when it lies inside it; a clip shorter than one unit has
+      // one zero-padded unit, which belongs to its only window.
+      if (a >= start - 1e-6 && (a + unitSeconds <= end + 1e-6 || starts.length === 1)) inside.push(u);
+    }
+    if (inside.length > 0) chunks.push({ startSeconds: start, seconds: end - start, units: inside });
+  }
+  return chunks;
 }
 
-function meanRows(rows: Float32Array, width: number, which: number[]): Float32Array {
+/** The mean of some units' vectors and tag probabilities. */
+function meanOf(units: UnitOutputs, which: number[], dim: number, tagCount: number): Embedding {
+  return { vector: meanRows(units.vectors, dim, which), tags: meanRows(units.tags, tagCount, which) };
+}
+
+/** The mean of some rows of a row-major matrix `width` wide, summed in float64. */
+export function meanRows(rows: Float32Array, width: number, which: number[]): Float32Array {
   const acc = new Float64Array(width);
   for (const u of which) for (let i = 0; i < width; i++) acc[i]! += rows[u * width + i]!;
   return Float32Array.from(acc, (x) => x / which.length);

@@ -12,7 +12,8 @@ import type { KerasLayer, KerasModel, Weight } from './keras-h5.js';
 const { onnx } = onnxProto;
 const OPSET = 13;
 
-interface Value {
+/** A tensor of the graph being built: ONNX axis i holds Keras axis order[i]. */
+export interface Value {
   name: string;
   order: number[];
 }
@@ -20,52 +21,60 @@ interface Value {
 export interface ConvertOptions {
   /** A layer whose output becomes the extra output 'embedding': before its activation where it has one. */
   embeddingLayer?: string;
-  /**
-   * Layers with a time axis (Keras axis 1) whose outputs become the extra outputs
-   * `timeStatsOutput(layer)`: per batch item the mean, standard deviation and maximum over time,
-   * each flattened in Keras order and concatenated. bench:vibe compares vectors built from them.
-   */
-  timeStatistics?: string[];
-  /** Layers whose outputs (after their activation) become the extra outputs `layerOutput(layer)`, [batch, rest] in Keras order. */
-  layerOutputs?: string[];
 }
 
-/** The output name of a layer's time statistics (see ConvertOptions.timeStatistics). */
-export const timeStatsOutput = (layer: string) => `time_stats:${layer}`;
-/** The output name of a layer's output (see ConvertOptions.layerOutputs). */
-export const layerOutput = (layer: string) => `layer:${layer}`;
+/** A Keras model's layers as ONNX nodes, before its outputs are chosen (see encodeModel). */
+export interface ConvertedGraph {
+  graph: Graph;
+  /** Per layer its output and its value before its activation (its output where it has none). */
+  layers: Map<string, { out: Value; beforeActivation: Value }>;
+  /** The Keras model's output. */
+  output: Value;
+  inputShape: (number | null)[];
+}
 
-/** Model outputs: 'output' (the Keras model's output) and, when asked for, 'embedding', time statistics and layer outputs. */
+/** Model outputs: 'output' (the Keras model's output) and, when asked for, 'embedding'. */
 export function kerasToOnnx(model: KerasModel, options: ConvertOptions = {}): Uint8Array {
+  const c = convertGraph(model);
+  const outputs: { name: string; value: Value }[] = [];
+  if (options.embeddingLayer !== undefined) {
+    const layer = c.layers.get(options.embeddingLayer);
+    if (!layer) throw new Error(`no layer ${options.embeddingLayer} in the model`);
+    outputs.push({ name: 'embedding', value: layer.beforeActivation });
+  }
+  outputs.push({ name: 'output', value: c.output });
+  return encodeModel(c, outputs);
+}
+
+/** Every layer of a one-input, one-output Keras model, converted in order. */
+export function convertGraph(model: KerasModel): ConvertedGraph {
   if (model.inputs.length !== 1 || model.outputs.length !== 1) throw new Error('only models with one input and one output are supported');
   const g = new Graph();
-  const values = new Map<string, Value>();
-  const outputs: { name: string; value: Value }[] = [];
+  const layers = new Map<string, { out: Value; beforeActivation: Value }>();
   let inputShape: (number | null)[] = [];
   for (const layer of model.layers) {
     const ins = layer.inbound.map((n) => {
-      const v = values.get(n);
+      const v = layers.get(n)?.out;
       if (!v) throw new Error(`layer ${layer.name} takes ${n}, which is not defined before it`);
       return v;
     });
     const w = model.weights.get(layer.name) ?? new Map<string, Weight>();
     if (layer.className === 'InputLayer') {
       inputShape = layer.config['batch_input_shape'] as (number | null)[];
-      values.set(layer.name, { name: 'input', order: inputShape.map((_, i) => i) });
+      const input = { name: 'input', order: inputShape.map((_, i) => i) };
+      layers.set(layer.name, { out: input, beforeActivation: input });
       continue;
     }
-    const out = convertLayer(g, layer, ins, w, (pre) => {
-      if (layer.name === options.embeddingLayer) outputs.push({ name: 'embedding', value: pre });
-    });
-    values.set(layer.name, out);
-    if (layer.name === options.embeddingLayer && !outputs.some((o) => o.name === 'embedding')) outputs.push({ name: 'embedding', value: out });
-    if (options.timeStatistics?.includes(layer.name)) outputs.push({ name: timeStatsOutput(layer.name), value: timeStatistics(g, out) });
-    if (options.layerOutputs?.includes(layer.name)) outputs.push({ name: layerOutput(layer.name), value: flattened(g, out) });
+    let pre: Value | undefined;
+    const out = convertLayer(g, layer, ins, w, (v) => (pre = v));
+    layers.set(layer.name, { out, beforeActivation: pre ?? out });
   }
-  if (options.embeddingLayer !== undefined && !outputs.some((o) => o.name === 'embedding')) throw new Error(`no layer ${options.embeddingLayer} in the model`);
-  const asked = [...(options.timeStatistics ?? []).map(timeStatsOutput), ...(options.layerOutputs ?? []).map(layerOutput)];
-  for (const name of asked) if (!outputs.some((o) => o.name === name)) throw new Error(`no layer for the output ${name} in the model`);
-  outputs.push({ name: 'output', value: values.get(model.outputs[0]!)! });
+  return { graph: g, layers, output: layers.get(model.outputs[0]!)!.out, inputShape };
+}
+
+/** The ONNX model of a converted graph with these named outputs, each in Keras axis order. */
+export function encodeModel(c: ConvertedGraph, outputs: { name: string; value: Value }[]): Uint8Array {
+  const g = c.graph;
   for (const o of outputs) {
     const v = g.toOrder(o.value, identity(o.value.order.length));
     g.node('Identity', [v.name], [], o.name);
@@ -74,7 +83,7 @@ export function kerasToOnnx(model: KerasModel, options: ConvertOptions = {}): Ui
     name: 'keras',
     node: g.nodes,
     initializer: g.initializers,
-    input: [valueInfo('input', inputShape.map((d) => d ?? 'batch'))],
+    input: [valueInfo('input', c.inputShape.map((d) => d ?? 'batch'))],
     output: outputs.map((o) => valueInfo(o.name, undefined)),
   });
   const proto = onnx.ModelProto.create({
@@ -222,26 +231,6 @@ function tfOp(g: Graph, layer: KerasLayer, ins: Value[]): Value {
   }
 }
 
-/** [batch, rest] in Keras order. */
-function flattened(g: Graph, x: Value): Value {
-  if (x.order.length === 2) return x;
-  const v = g.toOrder(x, identity(x.order.length));
-  return { name: g.node('Flatten', [v.name], [attrInt('axis', 1)]), order: [0, 1] };
-}
-
-/** [batch, 3 * rest]: mean, standard deviation and maximum over Keras axis 1 (time), each flattened in Keras order. */
-function timeStatistics(g: Graph, x: Value): Value {
-  if (x.order.length < 3) throw new Error('time statistics need a tensor with a time axis and features');
-  const v = g.toOrder(x, identity(x.order.length));
-  const over = (op: string, input: string) => g.node(op, [input], [attrInts('axes', [1]), attrInt('keepdims', 0)]);
-  const mean = over('ReduceMean', v.name);
-  const meanSquare = over('ReduceMean', g.node('Mul', [v.name, v.name]));
-  // E[x^2] - E[x]^2, floored at 0 against rounding, then its root.
-  const variance = g.node('Relu', [g.node('Sub', [meanSquare, g.node('Mul', [mean, mean])])]);
-  const parts = [mean, g.node('Sqrt', [variance]), over('ReduceMax', v.name)].map((p) => g.node('Flatten', [p], [attrInt('axis', 1)]));
-  return { name: g.node('Concat', parts, [attrInt('axis', 1)]), order: [0, 1] };
-}
-
 function activation(g: Graph, x: Value, kind: string, onPreActivation: (v: Value) => void): Value {
   onPreActivation(x);
   const op = { relu: 'Relu', sigmoid: 'Sigmoid', tanh: 'Tanh', softmax: 'Softmax' }[kind];
@@ -275,7 +264,8 @@ function need(w: Map<string, Weight>, role: string, layer: KerasLayer): Weight {
   return x;
 }
 
-class Graph {
+/** ONNX nodes and initialisers under construction. */
+export class Graph {
   readonly nodes: onnxProto.onnx.INodeProto[] = [];
   readonly initializers: onnxProto.onnx.ITensorProto[] = [];
   private count = 0;
@@ -313,8 +303,8 @@ class Graph {
 }
 
 const bytes = (a: Float32Array | BigInt64Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-const attrInts = (name: string, ints: number[]): onnxProto.onnx.IAttributeProto => ({ name, ints, type: onnx.AttributeProto.AttributeType.INTS });
-const attrInt = (name: string, i: number): onnxProto.onnx.IAttributeProto => ({ name, i, type: onnx.AttributeProto.AttributeType.INT });
+export const attrInts = (name: string, ints: number[]): onnxProto.onnx.IAttributeProto => ({ name, ints, type: onnx.AttributeProto.AttributeType.INTS });
+export const attrInt = (name: string, i: number): onnxProto.onnx.IAttributeProto => ({ name, i, type: onnx.AttributeProto.AttributeType.INT });
 const attrFloat = (name: string, f: number): onnxProto.onnx.IAttributeProto => ({ name, f, type: onnx.AttributeProto.AttributeType.FLOAT });
 
 function valueInfo(name: string, shape: (number | string)[] | undefined): onnxProto.onnx.IValueInfoProto {
