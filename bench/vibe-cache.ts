@@ -85,7 +85,7 @@ export async function computeCached(embedder: LayerEmbedder, ffmpegPath: string,
     track: { ...c.track, layers: toBase64(c.track.layers) },
     chunks: c.chunks.map((ch) => ({ ...ch, layers: toBase64(ch.layers) })),
   };
-  const dir = cacheDir(embedder.model.id);
+  const dir = cacheDir(embedder.model().id);
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, `${t.name}.json`);
   await writeFile(`${file}.part`, JSON.stringify(stored));

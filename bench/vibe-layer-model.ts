@@ -104,9 +104,11 @@ export async function openLayerEmbedder(config: Config, dir = LAYER_MODEL_DIR): 
 }
 
 class LayerPool implements LayerEmbedder {
-  readonly model = LAYER_MODEL;
-
   constructor(private readonly pool: Piscina) {}
+
+  model(): EmbeddingModel {
+    return LAYER_MODEL;
+  }
 
   async embedTrack(pcm: Float32Array): Promise<{ chunks: LayerChunkEmbedding[]; track: LayerEmbedding }> {
     const units = await this.run(pcm);

@@ -52,7 +52,7 @@ let done = 0;
 let computedSeconds = 0;
 let computedMs = 0;
 await pool(corpus, config.vibeThreads + 1, async (t) => {
-  let c = readCached(embedder.model.id, t);
+  let c = readCached(embedder.model().id, t);
   if (!c && values['cached-only']) return;
   if (!c) {
     c = await computeCached(embedder, config.ffmpegPath, t);
@@ -64,7 +64,7 @@ await pool(corpus, config.vibeThreads + 1, async (t) => {
 });
 cached.sort((a, b) => a.name.localeCompare(b.name));
 const hours = cached.reduce((s, c) => s + c.seconds, 0) / 3600;
-console.log(`\n# bench:vibe — ${embedder.model.id}, ${cached.length} of ${corpus.length} tracks (${hours.toFixed(2)} h), ${new Set(cached.map((c) => c.pkg)).size} packages; embedding pool of ${config.vibeThreads} thread(s)`);
+console.log(`\n# bench:vibe — ${embedder.model().id}, ${cached.length} of ${corpus.length} tracks (${hours.toFixed(2)} h), ${new Set(cached.map((c) => c.pkg)).size} packages; embedding pool of ${config.vibeThreads} thread(s)`);
 if (computedSeconds > 0) {
   // embedTrack's wall time while `threads` tracks share the pool: per-thread speed.
   console.log(`embedding speed this run: ${(computedSeconds / (computedMs / 1000)).toFixed(1)}x real time per track in flight (${(computedSeconds / 3600).toFixed(2)} h embedded)`);

@@ -43,7 +43,7 @@ test('the converted model is derived data under the data dir, keyed by the weigh
   const { mtimeMs } = await stat(file);
   assert.equal(await musicnnOnnx(H5, dataDir), file);
   assert.equal((await stat(file)).mtimeMs, mtimeMs, 'not rewritten');
-  assert.deepEqual(embedder.model, { id: 'musicnn-msd-pool', dim: 1506, sampleRate: 16000, tagNames: MSD_TAGS });
+  assert.deepEqual(embedder.model(), { id: 'musicnn-msd-pool', dim: 1506, sampleRate: 16000, tagNames: MSD_TAGS });
 });
 
 test('ONNX through the pool agrees with a plain forward pass of the Keras graph on real tracks (tags within 1e-3)', async () => {

@@ -26,7 +26,7 @@ export interface ChunkEmbedding extends Embedding {
   seconds: number;
 }
 export interface Embedder {
-  readonly model: EmbeddingModel;
+  model(): EmbeddingModel;
   /** A whole track: chunk embeddings (10 s windows, 5 s hop, each the mean of its 3 s patches) and a track embedding. */
   embedTrack(pcm: Float32Array): Promise<{ chunks: ChunkEmbedding[]; track: Embedding }>;
   /** One embedding for a clip (mean of its 3 s patches): a search upload or a live 10 s window. */
@@ -76,21 +76,25 @@ export async function openEmbedder(config: Config): Promise<{ embedder: Embedder
 }
 
 class PooledEmbedder implements Embedder {
-  readonly model: EmbeddingModel;
+  private readonly info: EmbeddingModel;
   private closed = false;
 
   constructor(
     private readonly prepared: PreparedModel,
     private readonly pool: Piscina,
   ) {
-    this.model = prepared.model;
+    this.info = prepared.model;
+  }
+
+  model(): EmbeddingModel {
+    return this.info;
   }
 
   async embedTrack(pcm: Float32Array): Promise<{ chunks: ChunkEmbedding[]; track: Embedding }> {
     const units = await this.run(pcm);
-    const { dim } = this.model;
-    const tagCount = this.model.tagNames.length;
-    const seconds = pcm.length / this.model.sampleRate;
+    const { dim } = this.info;
+    const tagCount = this.info.tagNames.length;
+    const seconds = pcm.length / this.info.sampleRate;
     const chunks = trackChunks(units.starts, seconds, this.prepared.unitSeconds).map((c) => ({
       ...meanOf(units, c.units, dim, tagCount),
       startSeconds: c.startSeconds,
@@ -103,7 +107,7 @@ class PooledEmbedder implements Embedder {
   async embedClip(pcm: Float32Array): Promise<Embedding> {
     const units = await this.run(pcm);
     const all = Array.from({ length: units.count }, (_, i) => i);
-    return meanOf(units, all, this.model.dim, this.model.tagNames.length);
+    return meanOf(units, all, this.info.dim, this.info.tagNames.length);
   }
 
   async close(): Promise<void> {
@@ -119,8 +123,8 @@ class PooledEmbedder implements Embedder {
     const copy = pcm.slice();
     const task: WorkerTask = { pcm: copy };
     const out = await runTask<WorkerTask, UnitOutputs>(this.pool, task, [copy.buffer]);
-    if (out.dim !== this.model.dim || out.tagCount !== this.model.tagNames.length) {
-      throw new Error(`the model gives ${out.dim}-d vectors and ${out.tagCount} tags; ${this.model.id} has ${this.model.dim} and ${this.model.tagNames.length}`);
+    if (out.dim !== this.info.dim || out.tagCount !== this.info.tagNames.length) {
+      throw new Error(`the model gives ${out.dim}-d vectors and ${out.tagCount} tags; ${this.info.id} has ${this.info.dim} and ${this.info.tagNames.length}`);
     }
     return out;
   }

@@ -41,7 +41,7 @@ export class VibeLane {
     private readonly embedder: Embedder,
     private readonly store: VectorStore,
   ) {
-    this.vectorSpace = { id: embedder.model.id, dim: embedder.model.dim };
+    this.vectorSpace = { id: embedder.model().id, dim: embedder.model().dim };
   }
 
   /** The model's vector space: its id is stored with every vector. */
@@ -69,7 +69,7 @@ export class VibeLane {
 
   /** The names of the strongest tags of an embedding, strongest first. */
   topTags(e: Embedding): string[] {
-    const names = this.embedder.model.tagNames;
+    const names = this.embedder.model().tagNames;
     return [...e.tags]
       .map((p, i) => ({ p, i }))
       .sort((a, b) => b.p - a.p)
@@ -101,11 +101,11 @@ export async function openVibeLane(config: Config, store: VectorStore, forRebuil
     log.warn('vibe lane unavailable', { reason: opened.reason });
     return { lane: undefined, reason: opened.reason };
   }
-  if (opened.embedder.model.sampleRate !== SAMPLE_RATE) {
+  if (opened.embedder.model().sampleRate !== SAMPLE_RATE) {
     // Ingest, search and live sessions decode to the fingerprints' rate; a model at another rate
     // (CLAP's 48 kHz) would need its own decode of every input.
     await opened.embedder.close();
-    const reason = `${opened.embedder.model.id} takes ${opened.embedder.model.sampleRate} Hz audio; the lane feeds it ${SAMPLE_RATE} Hz only`;
+    const reason = `${opened.embedder.model().id} takes ${opened.embedder.model().sampleRate} Hz audio; the lane feeds it ${SAMPLE_RATE} Hz only`;
     log.warn('vibe lane unavailable', { reason });
     return { lane: undefined, reason };
   }

@@ -81,8 +81,8 @@ export function encodeModel(c: ConvertedGraph, outputs: { name: string; value: V
   }
   const graph = onnx.GraphProto.create({
     name: 'keras',
-    node: g.nodes,
-    initializer: g.initializers,
+    node: g.nodeList(),
+    initializer: g.initializerList(),
     input: [valueInfo('input', c.inputShape.map((d) => d ?? 'batch'))],
     output: outputs.map((o) => valueInfo(o.name, undefined)),
   });
@@ -266,10 +266,20 @@ function need(w: Map<string, Weight>, role: string, layer: KerasLayer): Weight {
 
 /** ONNX nodes and initialisers under construction. */
 export class Graph {
-  readonly nodes: onnxProto.onnx.INodeProto[] = [];
-  readonly initializers: onnxProto.onnx.ITensorProto[] = [];
+  private readonly nodes: onnxProto.onnx.INodeProto[] = [];
+  private readonly initializers: onnxProto.onnx.ITensorProto[] = [];
   private count = 0;
   private readonly transposes = new Map<string, Value>();
+
+  /** The nodes added so far, in order. */
+  nodeList(): onnxProto.onnx.INodeProto[] {
+    return this.nodes;
+  }
+
+  /** The weights and constants added so far. */
+  initializerList(): onnxProto.onnx.ITensorProto[] {
+    return this.initializers;
+  }
 
   node(op: string, inputs: string[], attribute: onnxProto.onnx.IAttributeProto[] = [], output?: string): string {
     const name = output ?? `${op.toLowerCase()}_${this.count++}`;
