@@ -1,6 +1,6 @@
-# The two commands of the README: `make serve` (set-up, then the server on embedded defaults) and
+# The two commands a user needs: `make serve` (set-up, then the server on embedded defaults) and
 # `make test` (set-up, then every test).
-.PHONY: setup serve test build native bench-accuracy bench-search bench-stream docker-up docker-down clean
+.PHONY: setup serve test lint build native bench-accuracy bench-search bench-stream docker-up docker-down clean
 
 POSTGRES_MODE ?= docker
 QDRANT_MODE ?= docker
@@ -12,8 +12,11 @@ serve: setup
 	node dist/src/cli/main.js serve
 
 test:
-	scripts/setup.sh --tests
-	node scripts/run-tests.mjs
+	npm test --silent
+
+# The formatter, the linter and the layering of src/ (no import cycle between its folders).
+lint:
+	npm run lint --silent
 
 build:
 	npm run build --silent

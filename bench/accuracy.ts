@@ -61,9 +61,7 @@ async function main() {
   const queries: (Query & { src: string })[] = [];
   for (const c of CONDITIONS) {
     const dir = path.join(CACHE_DIR, 'bench-queries', c.name.replace(/[^a-z0-9]+/gi, '_'));
-    excerpts.forEach((e, i) =>
-      queries.push({ condition: c.name, truth: e.truth, start: e.start, src: e.src.file, file: path.join(dir, `${i}.${c.ext}`) }),
-    );
+    excerpts.forEach((e, i) => queries.push({ condition: c.name, truth: e.truth, start: e.start, src: e.src.file, file: path.join(dir, `${i}.${c.ext}`) }));
   }
   const gen = new ProgressBar('queries');
   let made = 0;
@@ -79,7 +77,10 @@ async function main() {
   const engine = await Engine.open(loadConfig(process.env, { dataDir }), { matcher: { ...DEFAULT_MATCHER, maxBitErrorRate: 0.5 } });
   try {
     const bar = new ProgressBar('ingest');
-    const ing = await engine.ingest(catalog.map((t) => t.file), (p) => bar.update(p.done, p.total, `${(p.audioSeconds / 3600).toFixed(2)} h`));
+    const ing = await engine.ingest(
+      catalog.map((t) => t.file),
+      (p) => bar.update(p.done, p.total, `${(p.audioSeconds / 3600).toFixed(2)} h`),
+    );
     if (ing.failed) throw new Error(`${ing.failed} catalog files failed to ingest`);
     const st = engine.stats();
     const hours = ing.audioSeconds / 3600;
@@ -97,7 +98,15 @@ async function main() {
       const rightTrack = !!top && !!truthFile && top.track.file_name === path.basename(truthFile.file);
       const near = rightTrack && Math.abs(top.offsetSeconds - q.start) <= OFFSET_TOLERANCE;
       const repeat = rightTrack && !near && (await sameAudio(truthFile!.file, q.start, top.offsetSeconds));
-      return { q, aligned: top?.alignedHashes ?? 0, ber: top?.bitErrorRate ?? 1, correct: near || repeat, repeat, rightTrack, cpuMs: (c1.user + c1.system) / 1000 };
+      return {
+        q,
+        aligned: top?.alignedHashes ?? 0,
+        ber: top?.bitErrorRate ?? 1,
+        correct: near || repeat,
+        repeat,
+        rightTrack,
+        cpuMs: (c1.user + c1.system) / 1000,
+      };
     };
     const pb = new ProgressBar('identify');
     const scored: Scored[] = new Array(queries.length);
@@ -113,7 +122,9 @@ async function main() {
     for (const [k, t] of keptOut.entries()) {
       const pcm = await decodeFile(t.file);
       for (let at = 0; at + CLIP_SECONDS * SAMPLE_RATE <= pcm.length; at += (CLIP_SECONDS / 2) * SAMPLE_RATE) {
-        wide.push(await identify({ condition: 'clean', file: t.file, truth: null, start: at / SAMPLE_RATE }, pcm.subarray(at, at + CLIP_SECONDS * SAMPLE_RATE)));
+        wide.push(
+          await identify({ condition: 'clean', file: t.file, truth: null, start: at / SAMPLE_RATE }, pcm.subarray(at, at + CLIP_SECONDS * SAMPLE_RATE)),
+        );
       }
       wb.update(k + 1, keptOut.length, `${wide.length} excerpts`);
     }
@@ -126,7 +137,9 @@ async function main() {
     const wrongAt = (ber: number, aligned = A) => [...scored, ...wide].filter((s) => accepted(s, ber, aligned) && !s.rightTrack).length;
     const closestWrong = Math.min(...[...scored, ...wide].filter((s) => s.aligned >= A && !s.rightTrack).map((s) => s.ber));
     const lines: string[] = [];
-    lines.push(`Catalog: ${catalog.length} tracks, ${hours.toFixed(2)} h; ${KEPT_OUT} tracks kept out; ${CLIP_SECONDS} s clips; acceptance: at least ${A} distinct aligned hashes and a sketch bit error rate of at most ${B} (lowest bit error rate of an answer naming a wrong track here: ${closestWrong.toFixed(3)}).`);
+    lines.push(
+      `Catalog: ${catalog.length} tracks, ${hours.toFixed(2)} h; ${KEPT_OUT} tracks kept out; ${CLIP_SECONDS} s clips; acceptance: at least ${A} distinct aligned hashes and a sketch bit error rate of at most ${B} (lowest bit error rate of an answer naming a wrong track here: ${closestWrong.toFixed(3)}).`,
+    );
     lines.push('');
     lines.push('| condition | top-1 accuracy | of which at a repeat | wrong answers (positives) | false positives (negatives) |');
     lines.push('|---|---|---|---|---|');
@@ -135,7 +148,9 @@ async function main() {
       const pos = s.filter((x) => x.q.truth);
       const neg = s.filter((x) => !x.q.truth);
       const acc = pos.filter((x) => x.correct && accepted(x)).length / pos.length;
-      lines.push(`| ${c.name} | ${(100 * acc).toFixed(1)}% (${pos.length}) | ${pos.filter((x) => x.repeat && accepted(x)).length} | ${pos.filter((x) => !x.correct && accepted(x)).length} | ${neg.filter((x) => accepted(x)).length} / ${neg.length} |`);
+      lines.push(
+        `| ${c.name} | ${(100 * acc).toFixed(1)}% (${pos.length}) | ${pos.filter((x) => x.repeat && accepted(x)).length} | ${pos.filter((x) => !x.correct && accepted(x)).length} | ${neg.filter((x) => accepted(x)).length} / ${neg.length} |`,
+      );
     }
     lines.push(`| every 5 s excerpt of the kept-out tracks, 2.5 s apart, clean | - | - | - | ${wide.filter((x) => accepted(x)).length} / ${wide.length} |`);
     const cpu = scored.map((s) => s.cpuMs);
@@ -146,13 +161,27 @@ async function main() {
     lines.push('| figure | value |');
     lines.push('|---|---|');
     lines.push(`| query CPU per 5 s clip, decode excluded (median / p95) | ${median(cpu).toFixed(1)} ms / ${quantile(cpu, 0.95).toFixed(1)} ms |`);
-    lines.push(`| ... of clips answered / not answered (median / p95) | ${median(answered).toFixed(1)} / ${quantile(answered, 0.95).toFixed(1)} ms; ${median(unanswered).toFixed(1)} / ${quantile(unanswered, 0.95).toFixed(1)} ms |`);
-    lines.push(`| index size | ${(st.bytes / 2 ** 20).toFixed(1)} MB = ${(st.bytes / 2 ** 20 / hours).toFixed(2)} MB per hour (${(st.postings / ing.audioSeconds).toFixed(0)} hashes/s) |`);
+    lines.push(
+      `| ... of clips answered / not answered (median / p95) | ${median(answered).toFixed(1)} / ${quantile(answered, 0.95).toFixed(1)} ms; ${median(unanswered).toFixed(1)} / ${quantile(unanswered, 0.95).toFixed(1)} ms |`,
+    );
+    lines.push(
+      `| index size | ${(st.bytes / 2 ** 20).toFixed(1)} MB = ${(st.bytes / 2 ** 20 / hours).toFixed(2)} MB per hour (${(st.postings / ing.audioSeconds).toFixed(0)} hashes/s) |`,
+    );
     lines.push(`| fingerprint extraction, one core (median of 5) | ${median(speeds).toFixed(0)}x real time |`);
-    lines.push(`| end-to-end ingest (decode included, ${os.availableParallelism()} cores) | ${(ing.audioSeconds / ing.elapsedSeconds).toFixed(0)}x real time (${ing.elapsedSeconds.toFixed(1)} s) |`);
+    lines.push(
+      `| end-to-end ingest (decode included, ${os.availableParallelism()} cores) | ${(ing.audioSeconds / ing.elapsedSeconds).toFixed(0)}x real time (${ing.elapsedSeconds.toFixed(1)} s) |`,
+    );
     if (scale > 1) {
       const clean = scored.filter((s) => s.q.condition === 'clean');
-      lines.push(...(await scaleUp(engine, catalog, scale, clean.map((s) => s.q), median(clean.map((s) => s.cpuMs)))));
+      lines.push(
+        ...(await scaleUp(
+          engine,
+          catalog,
+          scale,
+          clean.map((s) => s.q),
+          median(clean.map((s) => s.cpuMs)),
+        )),
+      );
     }
     process.stdout.write(`\n${lines.join('\n')}\n`);
     // Acceptance sweep, for tuning.
@@ -163,7 +192,7 @@ async function main() {
       });
       process.stdout.write(`| ${ber} | ${aligned} | ${wrongAt(ber, aligned)} | ${row.join(' | ')} |\n`);
     };
-    process.stdout.write('\n| max bit error rate | min aligned hashes | wrong+FP | ' + CONDITIONS.map((c) => c.name).join(' | ') + ' |\n');
+    process.stdout.write(`\n| max bit error rate | min aligned hashes | wrong+FP | ${CONDITIONS.map((c) => c.name).join(' | ')} |\n`);
     process.stdout.write(`|${'---|'.repeat(CONDITIONS.length + 3)}\n`);
     for (const ber of [B - 0.04, B - 0.02, B, B + 0.02, B + 0.04].map((x) => Math.round(x * 100) / 100)) sweep(ber, A);
     for (const aligned of [6, 8]) sweep(B, aligned);
@@ -184,7 +213,20 @@ async function scaleUp(engine: Engine, catalog: CorpusTrack[], factor: number, c
     // Distractors carry no original file: they exist to load the index, not to be rebuilt.
     await engine.commit(
       items.map(({ s, fp }) => ({
-        meta: { title: `${t.name} x${s}`, artist: null, album: null, duration_seconds: t.duration / s, sample_rate: null, channels: null, bitrate: null, format: 'pcm', file_name: `distractor-${s}-${t.name}`, sha256: createHash('sha256').update(`distractor-${s}-${t.name}`).digest('hex'), file_size_bytes: 0, raw_path: '' },
+        meta: {
+          title: `${t.name} x${s}`,
+          artist: null,
+          album: null,
+          duration_seconds: t.duration / s,
+          sample_rate: null,
+          channels: null,
+          bitrate: null,
+          format: 'pcm',
+          file_name: `distractor-${s}-${t.name}`,
+          sha256: createHash('sha256').update(`distractor-${s}-${t.name}`).digest('hex'),
+          file_size_bytes: 0,
+          raw_path: '',
+        },
         fp,
       })),
     );

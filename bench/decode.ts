@@ -34,7 +34,8 @@ async function main() {
     const t = corpus[Math.floor(r() * corpus.length)]!;
     const start = r() * (t.duration - CLIP_S - 1);
     const file = path.join(dir, `${t.name}-${start.toFixed(2)}.webm`);
-    if (!existsSync(file)) await run('ffmpeg', ['-v', 'error', '-y', '-ss', start.toFixed(3), '-t', String(CLIP_S), '-i', t.file, '-c:a', 'libopus', '-b:a', '32k', file]);
+    if (!existsSync(file))
+      await run('ffmpeg', ['-v', 'error', '-y', '-ss', start.toFixed(3), '-t', String(CLIP_S), '-i', t.file, '-c:a', 'libopus', '-b:a', '32k', file]);
     clips.push({ file, data: await readFile(file) });
   }
   const slice = Math.ceil((32000 / 8) * 0.25); // 250 ms of 32 kbit/s
@@ -58,7 +59,9 @@ async function main() {
     c1 = cpu();
     // The parent's share (spawn, pipes) counts too.
     ffmpeg.push(c1.self - c0.self + (c1.children - c0.children));
-    console.error(`repeat ${rep + 1}: in process ${(inProcess.at(-1)! * 1000).toFixed(0)} ms, ffmpeg ${(ffmpeg.at(-1)! * 1000).toFixed(0)} ms CPU for ${audio.toFixed(0)} s of audio`);
+    console.error(
+      `repeat ${rep + 1}: in process ${(inProcess.at(-1)! * 1000).toFixed(0)} ms, ffmpeg ${(ffmpeg.at(-1)! * 1000).toFixed(0)} ms CPU for ${audio.toFixed(0)} s of audio`,
+    );
   }
   const perSecond = (xs: number[]) => (quantile(xs, 0.5) * 1000) / audio;
   const lines = [
@@ -66,8 +69,14 @@ async function main() {
     '',
     `| decoder | CPU ms per ${CLIP_S} s clip | CPU ms per second of audio | x real time on one core |`,
     '|---|---|---|---|',
-    ...([['in process (WebAssembly libopus, 250 ms slices)', inProcess], ['ffmpeg, one process per clip', ffmpeg]] as const).map(
-      ([name, xs]) => `| ${name} | ${((quantile(xs, 0.5) * 1000) / clips.length).toFixed(1)} | ${perSecond(xs).toFixed(2)} | ${(1000 / perSecond(xs)).toFixed(0)}x |`,
+    ...(
+      [
+        ['in process (WebAssembly libopus, 250 ms slices)', inProcess],
+        ['ffmpeg, one process per clip', ffmpeg],
+      ] as const
+    ).map(
+      ([name, xs]) =>
+        `| ${name} | ${((quantile(xs, 0.5) * 1000) / clips.length).toFixed(1)} | ${perSecond(xs).toFixed(2)} | ${(1000 / perSecond(xs)).toFixed(0)}x |`,
     ),
   ];
   process.stdout.write(`\n${lines.join('\n')}\n`);

@@ -28,7 +28,9 @@ if (config.musicnnH5 === undefined) throw new Error('no MusiCNN weights: set AUD
 const tracks = (await fetchCorpus('small')).sort((a, b) => a.name.localeCompare(b.name)).slice(0, Number(values.tracks));
 const pcms = await Promise.all(tracks.map((t) => decodeFile(t.file, { maxSeconds: Number(values.seconds) })));
 const audioSeconds = pcms.reduce((n, p) => n + p.length, 0) / SAMPLE_RATE;
-console.log(`MusiCNN (MSD) on ${tracks.length} corpus tracks, ${audioSeconds.toFixed(0)} s of audio; ${os.availableParallelism()} cores, load average ${os.loadavg()[0]!.toFixed(1)} at the start`);
+console.log(
+  `MusiCNN (MSD) on ${tracks.length} corpus tracks, ${audioSeconds.toFixed(0)} s of audio; ${os.availableParallelism()} cores, load average ${os.loadavg()[0]!.toFixed(1)} at the start`,
+);
 
 const frontEnd: number[] = [];
 for (let r = 0; r < runs; r++) {
@@ -40,7 +42,9 @@ for (let r = 0; r < runs; r++) {
 console.log(`front end alone (mel patches, main thread): ${median(frontEnd).toFixed(0)}x real time per CPU-second (median of ${runs})`);
 
 const gc = (globalThis as { gc?: () => void }).gc;
-console.log('\n| threads | x real time, all threads | x real time per thread | x real time per CPU-second | 10 s clip latency p50 / p95 ms | RSS added by the loaded model(s) MB | RSS after embedding MB |');
+console.log(
+  '\n| threads | x real time, all threads | x real time per thread | x real time per CPU-second | 10 s clip latency p50 / p95 ms | RSS added by the loaded model(s) MB | RSS after embedding MB |',
+);
 console.log('|---|---|---|---|---|---|---|');
 for (const threads of values.threads.split(',').map(Number)) {
   gc?.();
@@ -71,6 +75,8 @@ for (const threads of values.threads.split(',').map(Number)) {
   await embedder.close();
   const s = median(speeds);
   const mb = (b: number) => (b / 2 ** 20).toFixed(0);
-  console.log(`| ${threads} | ${s.toFixed(1)} | ${(s / threads).toFixed(1)} | ${median(perCpu).toFixed(1)} | ${median(latency).toFixed(0)} / ${quantile(latency, 0.95).toFixed(0)} | ${mb(loaded - before)} | ${mb(after - before)} |`);
+  console.log(
+    `| ${threads} | ${s.toFixed(1)} | ${(s / threads).toFixed(1)} | ${median(perCpu).toFixed(1)} | ${median(latency).toFixed(0)} / ${quantile(latency, 0.95).toFixed(0)} | ${mb(loaded - before)} | ${mb(after - before)} |`,
+  );
 }
 console.log(`\nload average at the end ${os.loadavg()[0]!.toFixed(1)} (other work shares these cores)`);

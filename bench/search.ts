@@ -76,7 +76,9 @@ async function main() {
         const elapsed = (performance.now() - t0) / 1000;
         // CPU per request, ffmpeg children included: what bounds throughput on a shared machine.
         const cpuMs = ((serverUsage(s.server.pid!).cpu - cpu0) * 1000) / lat.length;
-        lines.push(`| ${len} s | ${c} | ${(lat.length / elapsed).toFixed(1)} | ${quantile(lat, 0.5).toFixed(0)} | ${quantile(lat, 0.95).toFixed(0)} | ${quantile(lat, 0.99).toFixed(0)} | ${cpuMs.toFixed(1)} | ${right}/${lat.length} | ${errors} |`);
+        lines.push(
+          `| ${len} s | ${c} | ${(lat.length / elapsed).toFixed(1)} | ${quantile(lat, 0.5).toFixed(0)} | ${quantile(lat, 0.95).toFixed(0)} | ${quantile(lat, 0.99).toFixed(0)} | ${cpuMs.toFixed(1)} | ${right}/${lat.length} | ${errors} |`,
+        );
         console.error(lines[lines.length - 1]);
       }
     }

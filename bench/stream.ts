@@ -118,10 +118,11 @@ async function main() {
     };
     const excerpts = Array.from({ length: n }, () => pickFrom(catalog));
     for (const cond of CONDITIONS) for (const e of excerpts) queries.push({ cond: cond.name, truth: e.t, src: e.t, start: e.start, file: '' });
-    for (const cond of [CONDITIONS[0]!, CONDITIONS[1]!]) for (let i = 0; i < 20; i++) {
-      const e = pickFrom(keptOut);
-      queries.push({ cond: `${cond.name} (not in catalog)`, truth: null, src: e.t, start: e.start, file: '' });
-    }
+    for (const cond of [CONDITIONS[0]!, CONDITIONS[1]!])
+      for (let i = 0; i < 20; i++) {
+        const e = pickFrom(keptOut);
+        queries.push({ cond: `${cond.name} (not in catalog)`, truth: null, src: e.t, start: e.start, file: '' });
+      }
     let made = 0;
     await pool(queries, os.availableParallelism(), async (q) => {
       const cond = CONDITIONS.find((c) => q.cond.startsWith(c.name))!;
@@ -149,21 +150,28 @@ async function main() {
       let wrong = 0;
       for (const q of qs) {
         const rs = results(outcome.get(q)!).filter((x) => x.lane === 'exact');
-        const right = (x: (typeof rs)[number]) => q.truth !== null && x.matches[0]?.track.file_name === q.truth.name && Math.abs(x.matches[0]!.offset_seconds - q.start) <= 1;
+        const right = (x: (typeof rs)[number]) =>
+          q.truth !== null && x.matches[0]?.track.file_name === q.truth.name && Math.abs(x.matches[0]!.offset_seconds - q.start) <= 1;
         const f = rs.find(right);
         if (f) first.push(f.heard_seconds);
         const fin = rs.find((x) => x.status === 'final');
         if (fin && right(fin)) final.push(fin.heard_seconds);
         if (rs.some((x) => x.status === 'final' && !(q.truth && x.matches[0]?.track.file_name === q.truth.name))) wrong++;
       }
-      lines.push(`| ${cond} | ${qs[0]!.truth ? `${final.length}/${qs.length}` : '-'} | ${qs[0]!.truth ? `${fmt(quantile(first, 0.5))} / ${fmt(quantile(first, 0.9))}` : '-'} | ${qs[0]!.truth ? `${fmt(quantile(final, 0.5))} / ${fmt(quantile(final, 0.9))}` : '-'} | ${wrong} / ${qs.length} |`);
+      lines.push(
+        `| ${cond} | ${qs[0]!.truth ? `${final.length}/${qs.length}` : '-'} | ${qs[0]!.truth ? `${fmt(quantile(first, 0.5))} / ${fmt(quantile(first, 0.9))}` : '-'} | ${qs[0]!.truth ? `${fmt(quantile(final, 0.5))} / ${fmt(quantile(final, 0.9))}` : '-'} | ${wrong} / ${qs.length} |`,
+      );
     }
     console.error(lines.join('\n'));
 
     // 2. Capacity.
     const pid = served.server.pid!;
     const vibeColumn = mode === 'both' ? ' vibe window results per session / lag p50 / p95 ms |' : '';
-    lines.push('', `| listeners at once | sessions ended normally | result lag p50 / p95 / p99 ms |${vibeColumn} event-loop delay p50 / p99 / max ms | server CPU per listener (share of a core at real time) | server memory per session |`, `|---|---|---|${vibeColumn ? '---|' : ''}---|---|---|`);
+    lines.push(
+      '',
+      `| listeners at once | sessions ended normally | result lag p50 / p95 / p99 ms |${vibeColumn} event-loop delay p50 / p99 / max ms | server CPU per listener (share of a core at real time) | server memory per session |`,
+      `|---|---|---|${vibeColumn ? '---|' : ''}---|---|---|`,
+    );
     const mixed = queries.filter((q) => q.truth);
     const payloads = await Promise.all(mixed.map((q) => readFile(q.file)));
     const audioAfter = await Promise.all(payloads.map(audioAfterChunks));

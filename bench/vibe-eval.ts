@@ -19,7 +19,12 @@ function stats(rows: Vec[]): { mean: Vec; std: Vec } {
   const d = rows[0]!.length;
   const mean = new Float64Array(d);
   const sq = new Float64Array(d);
-  for (const r of rows) for (let i = 0; i < d; i++) (mean[i]! += r[i]!), (sq[i]! += r[i]! * r[i]!);
+  for (const r of rows) {
+    for (let i = 0; i < d; i++) {
+      mean[i]! += r[i]!;
+      sq[i]! += r[i]! * r[i]!;
+    }
+  }
   const std = new Float64Array(d);
   for (let i = 0; i < d; i++) {
     mean[i]! /= rows.length;
@@ -35,57 +40,69 @@ function unit(v: Vec): Vec {
   return v.map((x) => x * s);
 }
 
-export const raw = (f: Feature): Method => () => (x) => Float64Array.from(f(x));
-export const centred = (f: Feature): Method => (fit) => {
-  const { mean } = stats(fit.map((x) => Float64Array.from(f(x))));
-  return (x) => Float64Array.from(f(x), (v, i) => v - mean[i]!);
-};
-export const standardised = (f: Feature): Method => (fit) => {
-  const { mean, std } = stats(fit.map((x) => Float64Array.from(f(x))));
-  return (x) => Float64Array.from(f(x), (v, i) => (v - mean[i]!) / std[i]!);
-};
-/** The parts side by side, each made unit length first so that each weighs the same. */
-export const concat = (...parts: Method[]): Method => (fit) => {
-  const fitted = parts.map((p) => p(fit));
-  return (x) => {
-    const us = fitted.map((f) => unit(f(x)));
-    const out = new Float64Array(us.reduce((n, u) => n + u.length, 0));
-    let at = 0;
-    for (const u of us) {
-      out.set(u, at);
-      at += u.length;
-    }
-    return out;
+export const raw =
+  (f: Feature): Method =>
+  () =>
+  (x) =>
+    Float64Array.from(f(x));
+export const centred =
+  (f: Feature): Method =>
+  (fit) => {
+    const { mean } = stats(fit.map((x) => Float64Array.from(f(x))));
+    return (x) => Float64Array.from(f(x), (v, i) => v - mean[i]!);
   };
-};
+export const standardised =
+  (f: Feature): Method =>
+  (fit) => {
+    const { mean, std } = stats(fit.map((x) => Float64Array.from(f(x))));
+    return (x) => Float64Array.from(f(x), (v, i) => (v - mean[i]!) / std[i]!);
+  };
+/** The parts side by side, each made unit length first so that each weighs the same. */
+export const concat =
+  (...parts: Method[]): Method =>
+  (fit) => {
+    const fitted = parts.map((p) => p(fit));
+    return (x) => {
+      const us = fitted.map((f) => unit(f(x)));
+      const out = new Float64Array(us.reduce((n, u) => n + u.length, 0));
+      let at = 0;
+      for (const u of us) {
+        out.set(u, at);
+        at += u.length;
+      }
+      return out;
+    };
+  };
 
 /** PCA whitening fitted on the set: decorrelated, each component scaled to unit variance (plus a floor). */
-const whitened = (f: Feature, floor: number): Method => (fit) => {
-  const rows = fit.map((x) => Float64Array.from(f(x)));
-  const { mean } = stats(rows);
-  const d = mean.length;
-  const cov = new Float64Array(d * d);
-  for (const r of rows) {
-    for (let i = 0; i < d; i++) {
-      const a = r[i]! - mean[i]!;
-      for (let j = i; j < d; j++) cov[i * d + j]! += a * (r[j]! - mean[j]!);
+const whitened =
+  (f: Feature, floor: number): Method =>
+  (fit) => {
+    const rows = fit.map((x) => Float64Array.from(f(x)));
+    const { mean } = stats(rows);
+    const d = mean.length;
+    const cov = new Float64Array(d * d);
+    for (const r of rows) {
+      for (let i = 0; i < d; i++) {
+        const a = r[i]! - mean[i]!;
+        for (let j = i; j < d; j++) cov[i * d + j]! += a * (r[j]! - mean[j]!);
+      }
     }
-  }
-  for (let i = 0; i < d; i++) for (let j = i; j < d; j++) cov[j * d + i] = cov[i * d + j]! /= rows.length;
-  const { values, vectors } = symmetricEigen(cov, d);
-  const avg = values.reduce((s, v) => s + Math.max(v, 0), 0) / d;
-  const scale = values.map((v) => 1 / Math.sqrt(Math.max(v, 0) + floor * avg));
-  return (x) => {
-    const c = Float64Array.from(f(x), (v, i) => v - mean[i]!);
-    const out = new Float64Array(d);
-    for (let k = 0; k < d; k++) {
-      let s = 0;
-      for (let i = 0; i < d; i++) s += vectors[i * d + k]! * c[i]!;
-      out[k] = s * scale[k]!;
-    }
-    return out;
+    for (let i = 0; i < d; i++) for (let j = i; j < d; j++) cov[j * d + i] = cov[i * d + j]! /= rows.length;
+    const { values, vectors } = symmetricEigen(cov, d);
+    const avg = values.reduce((s, v) => s + Math.max(v, 0), 0) / d;
+    const scale = values.map((v) => 1 / Math.sqrt(Math.max(v, 0) + floor * avg));
+    return (x) => {
+      const c = Float64Array.from(f(x), (v, i) => v - mean[i]!);
+      const out = new Float64Array(d);
+      for (let k = 0; k < d; k++) {
+        let s = 0;
+        for (let i = 0; i < d; i++) s += vectors[i * d + k]! * c[i]!;
+        out[k] = s * scale[k]!;
+      }
+      return out;
+    };
   };
-};
 
 /** Eigenvalues and eigenvectors (columns) of a symmetric matrix, by cyclic Jacobi rotations. */
 function symmetricEigen(m: Float64Array, d: number): { values: Float64Array; vectors: Float64Array } {
@@ -238,7 +255,10 @@ function meanAndDeviation(vs: Vec[]): Vec {
 
 export function printEvaluation(rows: EvalRow[]): void {
   console.log('\nSame-package precision@10 (query track excluded):\n');
-  console.log('| vectors | whole track: track vector | whole track: chunk mean+std | 10 s chunk -> track vector | 10 s chunk -> closest chunk | 10 s chunk -> 3 closest chunks |');
+  console.log(
+    '| vectors | whole track: track vector | whole track: chunk mean+std | 10 s chunk -> track vector | 10 s chunk -> closest chunk | 10 s chunk -> 3 closest chunks |',
+  );
   console.log('|---|---|---|---|---|---|');
-  for (const r of rows) console.log(`| ${r.method} | ${[r.whole, r.wholePooled, r.chunkToTrack, r.chunkToChunks, r.chunkToTop3].map((x) => x.toFixed(3)).join(' | ')} |`);
+  for (const r of rows)
+    console.log(`| ${r.method} | ${[r.whole, r.wholePooled, r.chunkToTrack, r.chunkToChunks, r.chunkToTop3].map((x) => x.toFixed(3)).join(' | ')} |`);
 }

@@ -17,16 +17,22 @@ export async function latency(embedder: Embedder, store: VectorStore, runs: numb
     clips.push(pcm.slice(25 * SAMPLE_RATE, 35 * SAMPLE_RATE));
   }
   const count = await store.count();
-  console.log(`\nvibe search latency, 10 s clips: embed in the pool + nearest tracks in the embedded store (${count.track} tracks, ${count.chunk} chunk vectors)`);
+  console.log(
+    `\nvibe search latency, 10 s clips: embed in the pool + nearest tracks in the embedded store (${count.track} tracks, ${count.chunk} chunk vectors)`,
+  );
   console.log('| searches in flight | runs | p50 ms | p95 ms |');
   console.log('|---|---|---|---|');
   for (const inFlight of [1, 4]) {
     const times: number[] = [];
-    await pool(Array.from({ length: runs }, (_, i) => i), inFlight, async (i) => {
-      const started = performance.now();
-      await lane.search(clips[i % clips.length]!, 10);
-      times.push(performance.now() - started);
-    });
+    await pool(
+      Array.from({ length: runs }, (_, i) => i),
+      inFlight,
+      async (i) => {
+        const started = performance.now();
+        await lane.search(clips[i % clips.length]!, 10);
+        times.push(performance.now() - started);
+      },
+    );
     console.log(`| ${inFlight} | ${runs} | ${median(times).toFixed(0)} | ${quantile(times, 0.95).toFixed(0)} |`);
   }
 }

@@ -58,7 +58,9 @@ function layerModel(keras: KerasModel): Uint8Array {
 
 /** The layer MusiCNN's temporal max and mean pooling read: every frame's front-end and mid-end features. */
 function poolingInput(layers: KerasLayer[]): string {
-  const pools = layers.filter((l) => l.className === 'TensorFlowOpLayer' && ['Max', 'Mean'].includes((l.config['node_def'] as { op?: string } | undefined)?.op ?? ''));
+  const pools = layers.filter(
+    (l) => l.className === 'TensorFlowOpLayer' && ['Max', 'Mean'].includes((l.config.node_def as { op?: string } | undefined)?.op ?? ''),
+  );
   const inputs = new Set(pools.flatMap((l) => l.inbound));
   if (inputs.size !== 1) throw new Error(`expected one layer under the temporal pooling, found ${inputs.size}`);
   return [...inputs][0]!;
@@ -67,7 +69,10 @@ function poolingInput(layers: KerasLayer[]): string {
 /** [batch, 3 * features]: mean, standard deviation and maximum over Keras axis 1 (time), each flattened in Keras order. */
 function timeStatistics(g: Graph, x: Value): Value {
   if (x.order.length < 3) throw new Error('time statistics need a tensor with a time axis and features');
-  const v = g.toOrder(x, Array.from(x.order, (_, i) => i));
+  const v = g.toOrder(
+    x,
+    Array.from(x.order, (_, i) => i),
+  );
   const over = (op: string, input: string) => g.node(op, [input], [attrInts('axes', [1]), attrInt('keepdims', 0)]);
   const mean = over('ReduceMean', v.name);
   const meanSquare = over('ReduceMean', g.node('Mul', [v.name, v.name]));
@@ -94,7 +99,9 @@ export async function openLayerEmbedder(config: Config, dir = LAYER_MODEL_DIR): 
     // As the lane's embedder opens: a silent patch loads a session and checks the output sizes.
     const e = await embedder.embedClip(new Float32Array(LAYER_MODEL.sampleRate * MUSICNN_INPUT.patchSeconds));
     if (e.vector.length !== LAYER_MODEL.dim || e.tags.length !== LAYER_MODEL.tagNames.length) {
-      throw new Error(`the analysis model gives ${e.vector.length}-d vectors and ${e.tags.length} tags, not ${LAYER_MODEL.dim} and ${LAYER_MODEL.tagNames.length}`);
+      throw new Error(
+        `the analysis model gives ${e.vector.length}-d vectors and ${e.tags.length} tags, not ${LAYER_MODEL.dim} and ${LAYER_MODEL.tagNames.length}`,
+      );
     }
   } catch (e) {
     await pool.destroy();
@@ -117,12 +124,21 @@ class LayerPool implements LayerEmbedder {
       startSeconds: c.startSeconds,
       seconds: c.seconds,
     }));
-    return { chunks, track: meanOf(units, units.starts.map((_, i) => i)) };
+    return {
+      chunks,
+      track: meanOf(
+        units,
+        units.starts.map((_, i) => i),
+      ),
+    };
   }
 
   async embedClip(pcm: Float32Array): Promise<LayerEmbedding> {
     const units = await this.run(pcm);
-    return meanOf(units, units.starts.map((_, i) => i));
+    return meanOf(
+      units,
+      units.starts.map((_, i) => i),
+    );
   }
 
   close(): Promise<void> {

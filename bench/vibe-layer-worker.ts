@@ -42,8 +42,8 @@ export default task(async (job: LayerTask): Promise<LayerUnits> => {
   for (let p = 0; p < units.starts.length; p++) {
     const input = new ort.Tensor('float32', units.data.subarray(p * size, (p + 1) * size), [1, ...units.shape.slice(1)]);
     const out = await s.run({ [s.inputNames[0]!]: input });
-    vectors.push(out['embedding']!.data as Float32Array);
-    tags.push(out['output']!.data as Float32Array);
+    vectors.push(out.embedding!.data as Float32Array);
+    tags.push(out.output!.data as Float32Array);
     for (const name of data.layerOutputs) layers.push(out[name]!.data as Float32Array);
   }
   const l = concat(layers);

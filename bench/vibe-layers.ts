@@ -66,7 +66,7 @@ export function readHead(h5Path: string): Head {
   const bn = model.weights.get('bn_flatpool');
   const dense = model.weights.get('dense');
   if (!bnLayer || !bn || !dense) throw new Error('the MusiCNN weights lack bn_flatpool or dense');
-  const eps = bnLayer.config['epsilon'] as number;
+  const eps = bnLayer.config.epsilon as number;
   const w = (m: Map<string, { data: Float32Array }>, role: string) => {
     const x = m.get(role);
     if (!x) throw new Error(`weight ${role} is missing`);
@@ -184,9 +184,24 @@ export function layerMethods(head: Head): LayerMethod[] {
     { name: 'last mid-end layer, max + mean, standardised', dim: 2 * width(LAST_MID_END), method: standardised(pool(LAST_MID_END)) },
     { name: 'timbral + temporal + mid-end, each standardised and unit length', dim: 1506, method: concat(...branchParts) },
     { name: '200-d standardised + pooling layer standardised (each unit length)', dim: 1706, method: concat(standardised(vec), standardised(pool())) },
-    { name: '200-d standardised + pooling layer batch-normalised (each unit length)', dim: 1706, method: concat(standardised(vec), raw((x) => pooledNormalised(head, x))) },
-    { name: '200-d standardised + mid-end standardised (each unit length)', dim: 200 + 2 * width(BRANCHES.midEnd), method: concat(standardised(vec), standardised(pool(BRANCHES.midEnd))) },
-    { name: '200-d standardised + time mean, deviation, max standardised', dim: 2459, method: concat(standardised(vec), standardised(features([MEAN, DEVIATION, MAX]))) },
+    {
+      name: '200-d standardised + pooling layer batch-normalised (each unit length)',
+      dim: 1706,
+      method: concat(
+        standardised(vec),
+        raw((x) => pooledNormalised(head, x)),
+      ),
+    },
+    {
+      name: '200-d standardised + mid-end standardised (each unit length)',
+      dim: 200 + 2 * width(BRANCHES.midEnd),
+      method: concat(standardised(vec), standardised(pool(BRANCHES.midEnd))),
+    },
+    {
+      name: '200-d standardised + time mean, deviation, max standardised',
+      dim: 2459,
+      method: concat(standardised(vec), standardised(features([MEAN, DEVIATION, MAX]))),
+    },
     { name: '200-d standardised + timbral + temporal + mid-end (each part)', dim: 1706, method: concat(standardised(vec), ...branchParts) },
   ];
 }
@@ -205,8 +220,12 @@ export function evaluateLayers(tracks: CachedTrack[], methods: LayerMethod[]): L
 
 export function printLayers(rows: LayerRow[], check: number): void {
   const plain = rows[0]!;
-  console.log(`\nVectors from MusiCNN's other layers (the cached 200-d vectors agree with the dense layer of the cached pooling statistics to ${check.toExponential(1)}); vs plain: mean per-query difference ± its paired standard error:\n`);
-  console.log('| vectors | dim | whole track | vs plain | 10 s chunk -> closest chunk | vs plain | whole track: chunk mean+std | 10 s chunk -> track vector | 10 s chunk -> 3 closest chunks |');
+  console.log(
+    `\nVectors from MusiCNN's other layers (the cached 200-d vectors agree with the dense layer of the cached pooling statistics to ${check.toExponential(1)}); vs plain: mean per-query difference ± its paired standard error:\n`,
+  );
+  console.log(
+    '| vectors | dim | whole track | vs plain | 10 s chunk -> closest chunk | vs plain | whole track: chunk mean+std | 10 s chunk -> track vector | 10 s chunk -> 3 closest chunks |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     console.log(
@@ -222,7 +241,10 @@ export function printLayers(rows: LayerRow[], check: number): void {
 export async function layerCost(plain: Embedder, layered: Embedder, clip: Float32Array, patches: number, runs: number): Promise<void> {
   const times: { plain: number[]; layered: number[] } = { plain: [], layered: [] };
   for (let i = 0; i < runs; i++) {
-    for (const [which, e] of [['plain', plain], ['layered', layered]] as const) {
+    for (const [which, e] of [
+      ['plain', plain],
+      ['layered', layered],
+    ] as const) {
       const started = performance.now();
       await e.embedClip(clip);
       times[which].push((performance.now() - started) / patches);
@@ -230,5 +252,7 @@ export async function layerCost(plain: Embedder, layered: Embedder, clip: Float3
   }
   const p = median(times.plain);
   const l = median(times.layered);
-  console.log(`\nlayer outputs' cost: ${runs} alternating embeddings of a ${patches}-patch clip, median ms per patch (front end included): lane's model ${p.toFixed(1)}, with layer statistics ${l.toFixed(1)} (${l >= p ? '+' : ''}${(l - p).toFixed(1)} ms, ${(((l - p) / p) * 100).toFixed(1)}%)`);
+  console.log(
+    `\nlayer outputs' cost: ${runs} alternating embeddings of a ${patches}-patch clip, median ms per patch (front end included): lane's model ${p.toFixed(1)}, with layer statistics ${l.toFixed(1)} (${l >= p ? '+' : ''}${(l - p).toFixed(1)} ms, ${(((l - p) / p) * 100).toFixed(1)}%)`,
+  );
 }

@@ -88,7 +88,12 @@ export function evaluateReranking(tracks: CachedTrack[], space: Space = plainSpa
   const queries = chunkVecs.map((cs) => cs[Math.floor(cs.length / 2)]!);
 
   // Whole tracks: every track's other tracks by cosine, best first.
-  const trackRank = trackVecs.map((a, i) => trackVecs.map((b, j) => ({ j, s: dot(a, b), v: b })).filter((h) => h.j !== i).sort(byScore));
+  const trackRank = trackVecs.map((a, i) =>
+    trackVecs
+      .map((b, j) => ({ j, s: dot(a, b), v: b }))
+      .filter((h) => h.j !== i)
+      .sort(byScore),
+  );
   // Chunks: for every chunk, the closest chunk of each other track, best first (for chunk DBA
   // only: chunks x chunks is the costliest part).
   const chunkRank = sweep.dba ? chunkVecs.map((cs, i) => cs.map((c) => closestChunks(c, chunkVecs, i, 11))) : [];
@@ -128,9 +133,12 @@ export function evaluateReranking(tracks: CachedTrack[], space: Space = plainSpa
     for (const k of sweep.k) {
       const allTracks = trackVecs.map((v, j) => augment(v, trackRank[j]!.slice(0, k), alpha));
       const allChunks = chunkVecs.map((cs, j) => cs.map((c, ci) => augment(c, chunkRank[j]![ci]!.slice(0, k), alpha)));
-      const dbaTracks = (q: number) => allTracks.map((v, j) => (touches(trackRank[j]!, q, k) ? augment(trackVecs[j]!, without(trackRank[j]!, q, k), alpha) : v));
+      const dbaTracks = (q: number) =>
+        allTracks.map((v, j) => (touches(trackRank[j]!, q, k) ? augment(trackVecs[j]!, without(trackRank[j]!, q, k), alpha) : v));
       const dbaChunks = (q: number) =>
-        allChunks.map((cs, j) => cs.map((v, ci) => (touches(chunkRank[j]![ci]!, q, k) ? augment(chunkVecs[j]![ci]!, without(chunkRank[j]![ci]!, q, k), alpha) : v)));
+        allChunks.map((cs, j) =>
+          cs.map((v, ci) => (touches(chunkRank[j]![ci]!, q, k) ? augment(chunkVecs[j]![ci]!, without(chunkRank[j]![ci]!, q, k), alpha) : v)),
+        );
       const dba = { whole: [] as number[], chunk: [] as number[] };
       const both = { whole: [] as number[], chunk: [] as number[] };
       for (let q = 0; q < n; q++) {
@@ -175,7 +183,10 @@ export function evaluateReranking(tracks: CachedTrack[], space: Space = plainSpa
 }
 
 function rankTracks(v: Vec, catalog: Vec[], self: number): Hit[] {
-  return catalog.map((b, j) => ({ j, s: dot(v, b), v: b })).filter((h) => h.j !== self).sort(byScore);
+  return catalog
+    .map((b, j) => ({ j, s: dot(v, b), v: b }))
+    .filter((h) => h.j !== self)
+    .sort(byScore);
 }
 
 /** The closest chunk of each track but `self`, best `limit` first. */
@@ -187,7 +198,10 @@ function closestChunks(v: Vec, catalog: Vec[][], self: number, limit: number): H
     let at = cs[0]!;
     for (const c of cs) {
       const s = dot(v, c);
-      if (s > best) (best = s), (at = c);
+      if (s > best) {
+        best = s;
+        at = c;
+      }
     }
     hits.push({ j, s: best, v: at });
   });
@@ -198,8 +212,13 @@ const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
 
 /** A table of rows, each against `plain` (the plain vectors without re-ranking): mean per-query difference ± paired standard error. */
 export function printReranking(title: string, rows: RerankRow[], plain: RerankRow = rows[0]!): void {
-  console.log(`\nNeighbourhood re-ranking ${title}, same-package precision@10 (query track excluded; chunk queries rank tracks by their closest chunk); vs plain: mean per-query difference ± its paired standard error:\n`);
+  console.log(
+    `\nNeighbourhood re-ranking ${title}, same-package precision@10 (query track excluded; chunk queries rank tracks by their closest chunk); vs plain: mean per-query difference ± its paired standard error:\n`,
+  );
   console.log('| method | whole track | vs plain | 10 s chunk -> closest chunk | vs plain |');
   console.log('|---|---|---|---|---|');
-  for (const r of rows) console.log(`| ${r.method} | ${r.whole.toFixed(3)} | ${pairedText(r.byQuery.whole, plain.byQuery.whole)} | ${r.chunk.toFixed(3)} | ${pairedText(r.byQuery.chunk, plain.byQuery.chunk)} |`);
+  for (const r of rows)
+    console.log(
+      `| ${r.method} | ${r.whole.toFixed(3)} | ${pairedText(r.byQuery.whole, plain.byQuery.whole)} | ${r.chunk.toFixed(3)} | ${pairedText(r.byQuery.chunk, plain.byQuery.chunk)} |`,
+    );
 }

@@ -27,7 +27,12 @@ import { evaluateReranking, printReranking, QE_SWEEP } from './vibe-rerank.js';
 import { evaluateServed, printServed, servedStore } from './vibe-served.js';
 
 const { values } = parseArgs({
-  options: { 'embed-only': { type: 'boolean', default: false }, 'cached-only': { type: 'boolean', default: false }, 'precision-only': { type: 'boolean', default: false }, 'latency-runs': { type: 'string', default: '60' } },
+  options: {
+    'embed-only': { type: 'boolean', default: false },
+    'cached-only': { type: 'boolean', default: false },
+    'precision-only': { type: 'boolean', default: false },
+    'latency-runs': { type: 'string', default: '60' },
+  },
 });
 setLogLevel('warn');
 
@@ -45,7 +50,10 @@ async function openLane(): Promise<Embedder> {
 const embedder = await openLayerEmbedder(config);
 // Shuffled, so that an interrupted first run leaves a cache that samples every package.
 const r = rng(SPLIT_SEED);
-const corpus = (await fetchCorpus('full')).map((t) => ({ t, k: r() })).sort((a, b) => a.k - b.k).map((x) => x.t);
+const corpus = (await fetchCorpus('full'))
+  .map((t) => ({ t, k: r() }))
+  .sort((a, b) => a.k - b.k)
+  .map((x) => x.t);
 const cached: CachedTrack[] = [];
 const bar = new ProgressBar('embed');
 let done = 0;
@@ -64,10 +72,14 @@ await pool(corpus, config.vibeThreads + 1, async (t) => {
 });
 cached.sort((a, b) => a.name.localeCompare(b.name));
 const hours = cached.reduce((s, c) => s + c.seconds, 0) / 3600;
-console.log(`\n# bench:vibe — ${embedder.model().id}, ${cached.length} of ${corpus.length} tracks (${hours.toFixed(2)} h), ${new Set(cached.map((c) => c.pkg)).size} packages; embedding pool of ${config.vibeThreads} thread(s)`);
+console.log(
+  `\n# bench:vibe — ${embedder.model().id}, ${cached.length} of ${corpus.length} tracks (${hours.toFixed(2)} h), ${new Set(cached.map((c) => c.pkg)).size} packages; embedding pool of ${config.vibeThreads} thread(s)`,
+);
 if (computedSeconds > 0) {
   // embedTrack's wall time while `threads` tracks share the pool: per-thread speed.
-  console.log(`embedding speed this run: ${(computedSeconds / (computedMs / 1000)).toFixed(1)}x real time per track in flight (${(computedSeconds / 3600).toFixed(2)} h embedded)`);
+  console.log(
+    `embedding speed this run: ${(computedSeconds / (computedMs / 1000)).toFixed(1)}x real time per track in flight (${(computedSeconds / 3600).toFixed(2)} h embedded)`,
+  );
 }
 if (!values['embed-only']) {
   const head = readHead(config.musicnnH5!);
@@ -84,7 +96,9 @@ if (!values['embed-only']) {
   if (!values['precision-only']) {
     const plain = await openLane();
     const clip = (await decodeFile(corpus[0]!.file, { ffmpegPath: config.ffmpegPath, maxSeconds: 60 })).slice(30 * SAMPLE_RATE, 60 * SAMPLE_RATE);
-    console.log(`\nthe lane's model gives the batch-normalised pooling statistics of the analysis model to ${(await checkLaneVector(head, plain, embedder, clip)).toExponential(1)} of their scale`);
+    console.log(
+      `\nthe lane's model gives the batch-normalised pooling statistics of the analysis model to ${(await checkLaneVector(head, plain, embedder, clip)).toExponential(1)} of their scale`,
+    );
     await layerCost(plain, embedder, clip, musicnnPatches(clip).starts.length, 15);
     await latency(plain, served.store, Number(values['latency-runs']), config.ffmpegPath);
     await plain.close();

@@ -37,12 +37,20 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
   });
   const listenService = new ListenService(engine, server as Server, { ...DEFAULT_LIMITS, maxSessions: config.maxSessions, ...limits });
   metrics.gauge('audio_ident_listen_sessions', 'Open live listening connections', () => listenService.stats().sessions);
-  metrics.gauge('audio_ident_search_clips_in_threads', 'Search clips being decoded or matched in the matching threads', () => engine.threadStats().clips.reduce((n, c) => n + c, 0));
+  metrics.gauge('audio_ident_search_clips_in_threads', 'Search clips being decoded or matched in the matching threads', () =>
+    engine.threadStats().clips.reduce((n, c) => n + c, 0),
+  );
   const loop = watchEventLoop(metrics);
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const vibe = engine.vibeStatus();
-  log.info('listening', { url, catalog: engine.databaseKind(), dataDir: config.dataDir, ingestAuth: config.apiKey ? 'api key' : 'none (localhost only)', vibe: vibe.on ? `${vibe.model} (${vibe.store})` : `off: ${vibe.reason}` });
+  log.info('listening', {
+    url,
+    catalog: engine.databaseKind(),
+    dataDir: config.dataDir,
+    ingestAuth: config.apiKey ? 'api key' : 'none (localhost only)',
+    vibe: vibe.on ? `${vibe.model} (${vibe.store})` : `off: ${vibe.reason}`,
+  });
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -76,7 +84,12 @@ function watchEventLoop(metrics: Metrics): { stop(): void } {
   for (const q of ['p50', 'p99', 'max'] as const) {
     metrics.gauge(`audio_ident_event_loop_delay_${q}_seconds`, `Event-loop delay ${q} over the last ${LOOP_WINDOW_MS / 1000} s`, () => last[q]);
   }
-  return { stop: () => (clearInterval(timer), h.disable()) };
+  return {
+    stop: () => {
+      clearInterval(timer);
+      h.disable();
+    },
+  };
 }
 
 /** `audio-ident serve`: runs until a signal. */

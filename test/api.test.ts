@@ -20,7 +20,15 @@ let config: Config;
 let catalog: CorpusTrack[];
 let outside: CorpusTrack[];
 
-const TrackInfo = z.object({ id: z.string().uuid(), title: z.string(), artist: z.string().nullable(), album: z.string().nullable(), duration_seconds: z.number(), file_name: z.string(), ingested_at: z.string() });
+const TrackInfo = z.object({
+  id: z.string().uuid(),
+  title: z.string(),
+  artist: z.string().nullable(),
+  album: z.string().nullable(),
+  duration_seconds: z.number(),
+  file_name: z.string(),
+  ingested_at: z.string(),
+});
 const SearchResponse = z.object({
   request_id: z.string().uuid(),
   query_duration_ms: z.number(),
@@ -76,7 +84,10 @@ test('tracks: ingest needs the key; created, then the same file and another copy
   const res = await upload(catalog.slice(0, 4).map((t) => t.file));
   assert.equal(res.status, 201);
   const body = (await res.json()) as { tracks: { status: string; file_name: string; track: z.infer<typeof TrackInfo> }[] };
-  assert.deepEqual(body.tracks.map((t) => [t.status, t.file_name]), catalog.slice(0, 4).map((t) => ['created', t.name]));
+  assert.deepEqual(
+    body.tracks.map((t) => [t.status, t.file_name]),
+    catalog.slice(0, 4).map((t) => ['created', t.name]),
+  );
 
   const again = await upload([catalog[1]!.file]);
   assert.equal(again.status, 200);
@@ -86,7 +97,10 @@ test('tracks: ingest needs the key; created, then the same file and another copy
   const copy = path.join(CACHE_DIR, 'test-clips', `${catalog[2]!.name}.api-copy.mp3`);
   if (!existsSync(copy)) await run('ffmpeg', ['-v', 'error', '-y', '-i', catalog[2]!.file, '-c:a', 'libmp3lame', '-b:a', '128k', copy]);
   const dup = (await (await upload([copy])).json()) as { tracks: { status: string; duplicate_of: { id: string; reason: string } }[] };
-  assert.deepEqual([dup.tracks[0]!.status, dup.tracks[0]!.duplicate_of.reason, dup.tracks[0]!.duplicate_of.id], ['duplicate', 'same_recording', body.tracks[2]!.track.id]);
+  assert.deepEqual(
+    [dup.tracks[0]!.status, dup.tracks[0]!.duplicate_of.reason, dup.tracks[0]!.duplicate_of.id],
+    ['duplicate', 'same_recording', body.tracks[2]!.track.id],
+  );
   const reports = (await (await fetch(url('/api/v1/duplicates'))).json()) as { reports: { duplicate_of: string }[] };
   assert.equal(reports.reports[0]?.duplicate_of, body.tracks[2]!.track.id);
 });
@@ -101,7 +115,10 @@ test('tracks: list with text filter and pages, get one, unknown ids', async () =
   const filtered = (await (await fetch(url(`/api/v1/tracks?q=${encodeURIComponent(name)}`))).json()) as { tracks: z.infer<typeof TrackInfo>[] };
   assert.ok(filtered.tracks.some((t) => t.file_name === catalog[3]!.name));
   for (const t of filtered.tracks) {
-    assert.ok([t.title, t.artist, t.album, t.file_name].some((v) => v?.toLowerCase().includes(name.toLowerCase())), JSON.stringify(t));
+    assert.ok(
+      [t.title, t.artist, t.album, t.file_name].some((v) => v?.toLowerCase().includes(name.toLowerCase())),
+      JSON.stringify(t),
+    );
   }
   assert.ok(filtered.tracks.length < all.total || all.tracks.every((t) => t.file_name.includes(name)));
   const one = await fetch(url(`/api/v1/tracks/${all.tracks[0]!.id}`));
@@ -148,7 +165,12 @@ test('search: every kind of bad input gets its typed error', async () => {
       controller.enqueue(chunk);
     },
   });
-  const big = await fetch(url('/api/v1/search'), { method: 'POST', body, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, duplex: 'half' } as RequestInit);
+  const big = await fetch(url('/api/v1/search'), {
+    method: 'POST',
+    body,
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+    duplex: 'half',
+  } as RequestInit);
   await expectError(big, 413, 'FILE_TOO_LARGE');
   assert.ok(sent < 40 * 2 ** 20, `the server read the whole ${sent} bytes`);
 });

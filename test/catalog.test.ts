@@ -58,8 +58,14 @@ for (const backend of ['server', 'embedded'] as Backend[]) {
       assert.deepEqual(await c.insertPending([newTrack(1)], 'host:1'), [null]);
 
       // Text filter (LIKE wildcards in the text are literal) and pages.
-      assert.deepEqual((await c.list({ q: 'odd' })).tracks.map((t) => t.title), ['Song 1', 'Song 3']);
-      assert.deepEqual((await c.list({ q: '_artist 100%' })).tracks.map((t) => t.title), ['Song 2']);
+      assert.deepEqual(
+        (await c.list({ q: 'odd' })).tracks.map((t) => t.title),
+        ['Song 1', 'Song 3'],
+      );
+      assert.deepEqual(
+        (await c.list({ q: '_artist 100%' })).tracks.map((t) => t.title),
+        ['Song 2'],
+      );
       assert.equal((await c.list({ q: 'Song%3' })).total, 0);
       const page = await c.list({ limit: 2, offset: 1 });
       assert.equal(page.total, 3);
@@ -88,7 +94,10 @@ test('the embedded catalog belongs to one process at a time', async () => {
   try {
     // This process may open it again only after closing: a second server would share one session.
     const { spawnSync } = await import('node:child_process');
-    const probe = `import('${new URL('../src/catalog/database.js', import.meta.url).href}').then(m => m.openDatabase({ databaseUrl: undefined, dataDir: ${JSON.stringify(config.dataDir)} })).then(() => process.exit(0), e => { console.error(e.code, e.message); process.exit(3); })`;
+    const database = new URL('../src/catalog/database.js', import.meta.url).href;
+    const probe =
+      `import('${database}').then(m => m.openDatabase({ databaseUrl: undefined, dataDir: ${JSON.stringify(config.dataDir)} }))` +
+      '.then(() => process.exit(0), e => { console.error(e.code, e.message); process.exit(3); })';
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8' });
     assert.equal(r.status, 3, r.stderr);
     assert.match(r.stderr, /DATABASE_UNAVAILABLE .*in use by process/);

@@ -12,13 +12,21 @@ const run = promisify(execFile);
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
 // The CLI runs as a user runs it first: no DATABASE_URL, so on the embedded catalog.
 const env = cliEnv();
-const cli = (...args: string[]) => run(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24, env }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+const cli = (...args: string[]) =>
+  run(process.execPath, [CLI, ...args], { maxBuffer: 1 << 24, env }).catch((e: { code: number; stdout: string; stderr: string }) => e);
 
 const IdentifyLine = z.object({
   file: z.string(),
   matches: z.array(
     z.object({
-      track: z.object({ id: z.string().uuid(), title: z.string(), artist: z.string().nullable(), album: z.string().nullable(), duration_seconds: z.number(), file_name: z.string() }),
+      track: z.object({
+        id: z.string().uuid(),
+        title: z.string(),
+        artist: z.string().nullable(),
+        album: z.string().nullable(),
+        duration_seconds: z.number(),
+        file_name: z.string(),
+      }),
       confidence: z.number().min(0).max(1),
       offset_seconds: z.number(),
       aligned_hashes: z.number().int(),
@@ -41,7 +49,10 @@ test('ingest, identify --json, tracks list and rm through the command line', asy
   const pos = await makeClip(catalog[1]!.file, path.join(CACHE_DIR, 'test-clips', `cli-pos.wav`), 12, 6, clean);
   const neg = await makeClip(outside[0]!.file, path.join(CACHE_DIR, 'test-clips', `cli-neg.wav`), 12, 6, clean);
   const out = (await cli('identify', '--data-dir', dataDir, '--json', pos, neg)) as { stdout: string };
-  const [a, b] = out.stdout.trim().split('\n').map((l) => IdentifyLine.parse(JSON.parse(l)));
+  const [a, b] = out.stdout
+    .trim()
+    .split('\n')
+    .map((l) => IdentifyLine.parse(JSON.parse(l)));
   assert.equal(a!.matches[0]!.track.file_name, catalog[1]!.name);
   assert.ok(Math.abs(a!.matches[0]!.offset_seconds - 12) <= 0.5);
   assert.deepEqual(b!.matches, []);
@@ -50,7 +61,13 @@ test('ingest, identify --json, tracks list and rm through the command line', asy
   const rebuilt = (await cli('rebuild-index', '--data-dir', dataDir)) as { stdout: string };
   assert.match(rebuilt.stdout, /rebuilt the index of 3 track\(s\)/);
   const again2 = (await cli('identify', '--data-dir', dataDir, '--json', pos, neg)) as { stdout: string };
-  assert.deepEqual(again2.stdout.trim().split('\n').map((l) => IdentifyLine.parse(JSON.parse(l)).matches.map((m) => [m.track.id, m.offset_seconds])), [a!.matches.map((m) => [m.track.id, m.offset_seconds]), []]);
+  assert.deepEqual(
+    again2.stdout
+      .trim()
+      .split('\n')
+      .map((l) => IdentifyLine.parse(JSON.parse(l)).matches.map((m) => [m.track.id, m.offset_seconds])),
+    [a!.matches.map((m) => [m.track.id, m.offset_seconds]), []],
+  );
 
   const list = (await cli('tracks', 'list', '--data-dir', dataDir, '--json')) as { stdout: string };
   const tracks = JSON.parse(list.stdout).tracks as { id: string; file_name: string }[];

@@ -51,11 +51,21 @@ async function assertConsistent(engine: Engine, label: string): Promise<number> 
   assert.equal(engine.stats().tracks, tracks.length, `${label}: index track count`);
   // Vectors: exactly the tracks ingested with the vibe lane on have them.
   const embedded = inv.embedded.sort();
-  assert.deepEqual(embedded, tracks.filter((t) => t.embedding_model !== null).map((t) => t.fpId).sort(), `${label}: vectors and tracks disagree`);
+  assert.deepEqual(
+    embedded,
+    tracks
+      .filter((t) => t.embedding_model !== null)
+      .map((t) => t.fpId)
+      .sort(),
+    `${label}: vectors and tracks disagree`,
+  );
   return tracks.length;
 }
 
-for (const [backend, kills] of [['server', 6], ['embedded', 4]] as [Backend, number][]) {
+for (const [backend, kills] of [
+  ['server', 6],
+  ['embedded', 4],
+] as [Backend, number][]) {
   test(`killing ingest at any moment leaves the ${backend} catalog, index and raw files in agreement`, async () => {
     const { catalog } = await smallCorpusSplit();
     const files = catalog.slice(0, 12).map((t) => t.file);
@@ -91,7 +101,10 @@ for (const [backend, kills] of [['server', 6], ['embedded', 4]] as [Backend, num
 test('killing ingest with the vibe lane on leaves no vectors without a track and no embedded track without vectors', { skip: musicnnMissing() }, async () => {
   const { catalog } = await smallCorpusSplit();
   // The shortest tracks: each is embedded in the worker pool before its commit.
-  const files = [...catalog].sort((a, b) => a.duration - b.duration).slice(0, 4).map((t) => t.file);
+  const files = [...catalog]
+    .sort((a, b) => a.duration - b.duration)
+    .slice(0, 4)
+    .map((t) => t.file);
   const config = await tempDataDir('embedded');
   const r = rng(13);
   const seen: number[] = [];
@@ -116,7 +129,10 @@ test('killing ingest with the vibe lane on leaves no vectors without a track and
   try {
     assert.equal(await assertConsistent(engine, 'after the final vibe run'), files.length);
     const { tracks } = await engine.listTracks();
-    assert.ok(tracks.every((t) => t.embedding_model === MUSICNN_MODEL.id), 'every track embedded');
+    assert.ok(
+      tracks.every((t) => t.embedding_model === MUSICNN_MODEL.id),
+      'every track embedded',
+    );
     assert.equal((await engine.vectorCount()).track, files.length);
   } finally {
     await engine.close();

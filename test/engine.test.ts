@@ -127,7 +127,10 @@ test('every error path gives a typed error naming the file', async () => {
   await expectCode(decodeFile(corrupt), 'DECODE_FAILED', 'corrupt.ogg');
   await expectCode(decodeFile(text), 'UNSUPPORTED_FORMAT', 'notes.mp3');
   const short = await clip(catalog[0]!, 10, 'clean', 2);
-  await assert.rejects(async () => await engine.identify(await decodeFile(short)), (e: unknown) => isAppError(e, 'AUDIO_TOO_SHORT'));
+  await assert.rejects(
+    async () => await engine.identify(await decodeFile(short)),
+    (e: unknown) => isAppError(e, 'AUDIO_TOO_SHORT'),
+  );
   // Ingest reports each failure and goes on with the rest.
   const before = engine.stats();
   const summary = await engine.ingest([missing, corrupt, text, short]);
@@ -166,7 +169,10 @@ test('another copy of a catalog recording is reported as its duplicate; distinct
 
   // Tracks of the same games (same instruments, often the same tempo) are distinct recordings.
   const distinct = await engine.ingest(outside.map((t) => t.file));
-  assert.deepEqual(distinct.outcomes.map((o) => o.status), outside.map(() => 'created'));
+  assert.deepEqual(
+    distinct.outcomes.map((o) => o.status),
+    outside.map(() => 'created'),
+  );
   const added = distinct.outcomes.flatMap((o) => (o.status === 'created' ? [o.track.fpId] : []));
   for (const o of distinct.outcomes) if (o.status === 'created') await engine.removeTrack(o.track.id);
   // Their postings are gone. (Buckets they made common stay skipped: the count may be lower.)

@@ -41,13 +41,20 @@ test('an index written in many commits (merged generations) answers as one writt
   const b = new FingerprintIndex(many);
   once.transaction(() => a.add(tracks));
   for (const t of tracks) many.transaction(() => b.add([t]));
-  assert.deepEqual(Array.from(b.sketch(2)!), Array.from(tracks[1]!.fp.sketches[0]!, (w) => w & 0xffff));
+  assert.deepEqual(
+    Array.from(b.sketch(2)!),
+    Array.from(tracks[1]!.fp.sketches[0]!, (w) => w & 0xffff),
+  );
   const before = postingSet(a.lookup(query));
   assert.ok(before.length > 100, `postings found: ${before.length}`);
   assert.deepEqual(postingSet(b.lookup(query)), before);
   assert.equal(b.stats().postings, a.stats().postings);
 
-  for (const [s, idx] of [[once, a], [many, b]] as const) s.transaction(() => idx.remove(3));
+  for (const [s, idx] of [
+    [once, a],
+    [many, b],
+  ] as const)
+    s.transaction(() => idx.remove(3));
   const afterRemove = postingSet(a.lookup(query));
   assert.ok(afterRemove.every((p) => !p.startsWith('3:')) && afterRemove.length < before.length);
   assert.deepEqual(postingSet(b.lookup(query)), afterRemove);

@@ -15,13 +15,22 @@ test('real music gives a dense set of hashes', async () => {
   const fp = fingerprint(pcm, 'index');
   const perSecond = fp.hashes.length / (pcm.length / SAMPLE_RATE);
   assert.ok(perSecond > 50 && perSecond < 400, `hashes per second: ${perSecond}`);
-  assert.ok(fp.times.every((t) => t <= pcm.length / 512 + 1), 'anchor times lie within the signal');
+  assert.ok(
+    fp.times.every((t) => t <= pcm.length / 512 + 1),
+    'anchor times lie within the signal',
+  );
 });
 
 test('a stream pushed in pieces of any size gives exactly the hashes of the whole signal', async () => {
   const pcm = await track();
   // The query profile runs two phases: pieces smaller than the second phase's skip included.
-  for (const [profile, seed] of [['index', 1], ['index', 2], ['index', 3], ['query', 3], ['query', 4]] as const) {
+  for (const [profile, seed] of [
+    ['index', 1],
+    ['index', 2],
+    ['index', 3],
+    ['query', 3],
+    ['query', 4],
+  ] as const) {
     const whole = fingerprint(pcm, profile);
     const r = rng(seed);
     const s = new FingerprintStream(profile);
@@ -78,7 +87,10 @@ test('a sketch has a word per frame, its bits set about half the time, its stron
   const share = ones / (fp.sketches[0]!.length * bands);
   assert.ok(share > 0.4 && share < 0.6, `share of bits set: ${share}`);
   assert.ok(marked > 0.99 * fp.sketches[0]!.length, `frames with exactly ${strong} strong bits: ${marked}`);
-  assert.equal(fingerprint(new Float32Array(10 * SAMPLE_RATE), 'index').sketches[0]!.some((x) => x !== 0), false);
+  assert.equal(
+    fingerprint(new Float32Array(10 * SAMPLE_RATE), 'index').sketches[0]!.some((x) => x !== 0),
+    false,
+  );
 });
 
 test('silence gives no hashes', () => {

@@ -86,7 +86,9 @@ test('WebM/Opus streams, clean and noisy, get a provisional then a final answer 
     { t: catalog[2]!, start: 40, cond: 'white 10 dB' },
   ];
   const audio = await Promise.all(cases.map(async (c) => readFile(await webm(await clip(c.t, c.start, 8, c.cond)))));
-  const runs = await withoutFfmpeg(Promise.all(cases.map((_, i) => listen(wsUrl(), { start: { type: 'start', format: 'webm-opus' }, audio: audio[i]!, seconds: 8 }))));
+  const runs = await withoutFfmpeg(
+    Promise.all(cases.map((_, i) => listen(wsUrl(), { start: { type: 'start', format: 'webm-opus' }, audio: audio[i]!, seconds: 8 }))),
+  );
   let noisyRight = 0;
   runs.forEach((r, i) => {
     const c = cases[i]!;
@@ -125,7 +127,10 @@ test('non-catalog music and silence end in no_match', { timeout: 90_000 }, async
     listen(wsUrl(), { start: { type: 'start', format: 'pcm-f32le', sample_rate: 16000 }, audio: silence, seconds: 6 }),
   ]);
   for (const r of [music, quiet]) {
-    assert.deepEqual(results(r).filter((x) => x.status === 'final'), []);
+    assert.deepEqual(
+      results(r).filter((x) => x.status === 'final'),
+      [],
+    );
     assert.equal(r.received.at(-1)?.msg.type, 'no_match');
     assert.equal(r.code, 1000);
   }
@@ -144,7 +149,9 @@ test('pcm-f32le at 48 kHz (an AudioWorklet client) needs no ffmpeg and is identi
     const j = Math.floor(p);
     pcm48[i] = pcm16[j]! + (pcm16[j + 1]! - pcm16[j]!) * (p - j);
   }
-  const r = await withoutFfmpeg(listen(wsUrl(), { start: { type: 'start', format: 'pcm-f32le', sample_rate: 48000 }, audio: Buffer.from(pcm48.buffer), seconds: 6 }));
+  const r = await withoutFfmpeg(
+    listen(wsUrl(), { start: { type: 'start', format: 'pcm-f32le', sample_rate: 48000 }, audio: Buffer.from(pcm48.buffer), seconds: 6 }),
+  );
   const final = results(r).find((x) => x.status === 'final');
   assert.equal(final?.matches[0]?.track.file_name, t.name);
   assert.ok(Math.abs(final!.matches[0]!.offset_seconds - 20) <= 0.5);
@@ -159,7 +166,9 @@ test('a continuous stream of two tracks back to back reports both, with the chan
     const cb = await clip(b, 15, 14, 'clean');
     await run('ffmpeg', ['-v', 'error', '-y', '-i', ca, '-i', cb, '-filter_complex', '[0:a][1:a]concat=n=2:v=0:a=1', '-c:a', 'libopus', '-b:a', '32k', joined]);
   }
-  const r = await withoutFfmpeg(listen(wsUrl(), { start: { type: 'start', format: 'webm-opus', continuous: true }, audio: await readFile(joined), seconds: 26 }));
+  const r = await withoutFfmpeg(
+    listen(wsUrl(), { start: { type: 'start', format: 'webm-opus', continuous: true }, audio: await readFile(joined), seconds: 26 }),
+  );
   const finals = results(r).filter((x) => x.status === 'final');
   const tracks = finals.map((f) => f.matches[0]!.track.file_name).filter((n, i, all) => i === 0 || all[i - 1] !== n);
   assert.deepEqual(tracks, [a.name, b.name]);
@@ -169,7 +178,7 @@ test('a continuous stream of two tracks back to back reports both, with the chan
   await settled();
 });
 
-test('a WebM recorded by Chromium\'s MediaRecorder (live layout) is decoded in process and identified', { timeout: 90_000 }, async () => {
+test("a WebM recorded by Chromium's MediaRecorder (live layout) is decoded in process and identified", { timeout: 90_000 }, async () => {
   const t = catalog[1]!;
   const wav = path.join(CLIP_DIR, `${t.name}-50-12-48k.wav`);
   if (!existsSync(wav)) await run('ffmpeg', ['-v', 'error', '-y', '-ss', '50', '-t', '12', '-i', t.file, '-ar', '48000', '-ac', '2', '-c:a', 'pcm_s16le', wav]);
@@ -222,13 +231,62 @@ test('bad input and limits close with a code and a reason, and nothing leaks', {
     ['unknown message', closeOf((ws) => ws.send(JSON.stringify({ type: 'dance' }))), 1008, /unknown message type "dance"/],
     ['unsupported format', closeOf((ws) => ws.send(start({ format: 'mp3' }))), 1003, /unsupported format "mp3"/],
     ['pcm without its rate', closeOf((ws) => ws.send(start({ format: 'pcm-f32le' }))), 1008, /sample_rate/],
-    ['start twice', closeOf((ws) => (ws.send(start()), ws.send(start()))), 1008, /twice/],
+    [
+      'start twice',
+      closeOf((ws) => {
+        ws.send(start());
+        ws.send(start());
+      }),
+      1008,
+      /twice/,
+    ],
     ['vibe lane', closeOf((ws) => ws.send(start({ mode: 'vibe' }))), 1008, /vibe lane/],
-    ['chunk over the limit', closeOf((ws) => (ws.send(start()), ws.send(Buffer.alloc(200 * 1024, 1)))), 1009, /at most 131072/],
-    ['faster than real time', closeOf((ws) => (ws.send(start({ format: 'pcm-f32le', sample_rate: 16000 })), [1, 2, 3, 4, 5, 6, 7, 8].forEach(() => ws.send(pcmSeconds(1))))), 4429, /faster than real time/],
-    ['no audio for 10 s', closeOf((ws) => (ws.send(start()), ws.send(webmBytes.subarray(0, 2000)))), 4408, /no audio for 10 s/],
-    ['garbage audio', closeOf((ws) => (ws.send(start()), ws.send(Buffer.alloc(60000, 7)), setTimeout(() => ws.send(JSON.stringify({ type: 'stop' })), 300))), 1007, /could not be decoded: WebM: the stream does not begin with an EBML header/],
-    ['Vorbis declared as ogg-opus', closeOf((ws) => (ws.send(start({ format: 'ogg-opus' })), ws.send(vorbisBytes))), 1003, /not Ogg\/Opus/],
+    [
+      'chunk over the limit',
+      closeOf((ws) => {
+        ws.send(start());
+        ws.send(Buffer.alloc(200 * 1024, 1));
+      }),
+      1009,
+      /at most 131072/,
+    ],
+    [
+      'faster than real time',
+      closeOf((ws) => {
+        ws.send(start({ format: 'pcm-f32le', sample_rate: 16000 }));
+        for (let i = 0; i < 8; i++) ws.send(pcmSeconds(1));
+      }),
+      4429,
+      /faster than real time/,
+    ],
+    [
+      'no audio for 10 s',
+      closeOf((ws) => {
+        ws.send(start());
+        ws.send(webmBytes.subarray(0, 2000));
+      }),
+      4408,
+      /no audio for 10 s/,
+    ],
+    [
+      'garbage audio',
+      closeOf((ws) => {
+        ws.send(start());
+        ws.send(Buffer.alloc(60000, 7));
+        setTimeout(() => ws.send(JSON.stringify({ type: 'stop' })), 300);
+      }),
+      1007,
+      /could not be decoded: WebM: the stream does not begin with an EBML header/,
+    ],
+    [
+      'Vorbis declared as ogg-opus',
+      closeOf((ws) => {
+        ws.send(start({ format: 'ogg-opus' }));
+        ws.send(vorbisBytes);
+      }),
+      1003,
+      /not Ogg\/Opus/,
+    ],
   ];
   const outcomes = await Promise.all(cases.map((c) => c[1]));
   outcomes.forEach((o, i) => {
@@ -242,7 +300,13 @@ test('bad input and limits close with a code and a reason, and nothing leaks', {
 
 test('a session over 30 s ends; a vanished client is dropped; a corrupt stream ends only its own session', { timeout: 90_000 }, async () => {
   // 31 s of pcm at twice real time (within the pace allowance).
-  const long = listen(wsUrl(), { start: { type: 'start', format: 'pcm-f32le', sample_rate: 16000 }, audio: Buffer.alloc(16000 * 4 * 31, 0), seconds: 31, speed: 2, stop: false });
+  const long = listen(wsUrl(), {
+    start: { type: 'start', format: 'pcm-f32le', sample_rate: 16000 },
+    audio: Buffer.alloc(16000 * 4 * 31, 0),
+    seconds: 31,
+    speed: 2,
+    stop: false,
+  });
   const audio = await readFile(await webm(await clip(catalog[3]!, 45, 8, 'clean')));
   // A client that stops reading and answering pings, as a phone that lost its network.
   const vanished = closeOf((ws) => {

@@ -49,9 +49,20 @@ export async function recordWithChromium(wav: string, seconds: number): Promise<
         });
       });
       server.listen(0, '127.0.0.1', () => {
-        const flags = ['--headless=new', '--no-sandbox', '--disable-gpu', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-          `--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required', `--user-data-dir=${profile}`];
-        chrome = spawn(process.env.CHROMIUM_PATH ?? 'chromium', [...flags, `http://127.0.0.1:${(server.address() as AddressInfo).port}/`], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+        const flags = [
+          '--headless=new',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--use-fake-ui-for-media-stream',
+          '--use-fake-device-for-media-stream',
+          `--use-file-for-fake-audio-capture=${wav}`,
+          '--autoplay-policy=no-user-gesture-required',
+          `--user-data-dir=${profile}`,
+        ];
+        chrome = spawn(process.env.CHROMIUM_PATH ?? 'chromium', [...flags, `http://127.0.0.1:${(server.address() as AddressInfo).port}/`], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+          detached: true,
+        });
         chrome.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
         chrome.once('error', reject);
         chrome.once('exit', (code) => reject(new Error(`chromium exited (${code}) before the recording was done: ${stderr}`)));
@@ -62,7 +73,11 @@ export async function recordWithChromium(wav: string, seconds: number): Promise<
     // profile, so the whole process group goes, and the profile only once the browser is gone.
     if (chrome?.pid !== undefined && chrome.exitCode === null && chrome.signalCode === null) {
       const exited = new Promise((r) => chrome!.once('exit', r));
-      try { process.kill(-chrome.pid, 'SIGKILL'); } catch { chrome.kill('SIGKILL'); }
+      try {
+        process.kill(-chrome.pid, 'SIGKILL');
+      } catch {
+        chrome.kill('SIGKILL');
+      }
       await exited;
     }
     await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });

@@ -17,7 +17,7 @@ export function forward(model: KerasModel, input: Float32Array): Map<string, T> 
   const out = new Map<string, T>();
   for (const layer of model.layers) {
     if (layer.className === 'InputLayer') {
-      const shape = (layer.config['batch_input_shape'] as number[]).slice(1);
+      const shape = (layer.config.batch_input_shape as number[]).slice(1);
       out.set(layer.name, { shape, data: input });
       continue;
     }
@@ -33,8 +33,8 @@ function run(layer: KerasLayer, ins: T[], w: Map<string, Weight>): T {
   const x = ins[0]!;
   switch (layer.className) {
     case 'BatchNormalization': {
-      const axis = (Array.isArray(c['axis']) ? (c['axis'] as number[])[0]! : (c['axis'] as number)) - 1;
-      const eps = c['epsilon'] as number;
+      const axis = (Array.isArray(c.axis) ? (c.axis as number[])[0]! : (c.axis as number)) - 1;
+      const eps = c.epsilon as number;
       const [gamma, beta, mean, variance] = ['gamma', 'beta', 'moving_mean', 'moving_variance'].map((r) => w.get(r)!.data);
       const st = strides(x.shape)[axis]!;
       const n = x.shape[axis]!;
@@ -50,7 +50,7 @@ function run(layer: KerasLayer, ins: T[], w: Map<string, Weight>): T {
       const bias = w.get('bias')!.data;
       const [kh, kw, cin, cout] = k.shape as [number, number, number, number];
       const [h, wd] = x.shape as [number, number, number];
-      const same = c['padding'] === 'same';
+      const same = c.padding === 'same';
       const pt = same ? Math.floor((kh - 1) / 2) : 0;
       const pl = same ? Math.floor((kw - 1) / 2) : 0;
       const oh = same ? h : h - kh + 1;
@@ -74,12 +74,12 @@ function run(layer: KerasLayer, ins: T[], w: Map<string, Weight>): T {
               }
             }
           }
-          for (let o = 0; o < cout; o++) y[(i * ow + j) * cout + o] = act(c['activation'] as string, acc[o]!);
+          for (let o = 0; o < cout; o++) y[(i * ow + j) * cout + o] = act(c.activation as string, acc[o]!);
         }
       return { shape: [oh, ow, cout], data: y };
     }
     case 'MaxPooling2D': {
-      const [ph, pw] = c['pool_size'] as [number, number];
+      const [ph, pw] = c.pool_size as [number, number];
       const [h, wd, ch] = x.shape as [number, number, number];
       const oh = Math.floor(h / ph);
       const ow = Math.floor(wd / pw);
@@ -100,12 +100,12 @@ function run(layer: KerasLayer, ins: T[], w: Map<string, Weight>): T {
       for (let o = 0; o < nout; o++) {
         let s = bias[o]!;
         for (let i = 0; i < nin; i++) s += x.data[i]! * k.data[i * nout + o]!;
-        y[o] = act(c['activation'] as string, s);
+        y[o] = act(c.activation as string, s);
       }
       return { shape: [nout], data: y };
     }
     case 'Activation':
-      return { shape: x.shape, data: x.data.map((v) => act(c['activation'] as string, v)) };
+      return { shape: x.shape, data: x.data.map((v) => act(c.activation as string, v)) };
     case 'Dropout':
     case 'Flatten':
       return { shape: [x.data.length], data: x.data };
@@ -117,8 +117,8 @@ function run(layer: KerasLayer, ins: T[], w: Map<string, Weight>): T {
 }
 
 function tf(layer: KerasLayer, ins: T[]): T {
-  const def = layer.config['node_def'] as { op: string; input: string[]; attr: Record<string, { list?: { i?: string[] }; b?: boolean }> };
-  const consts = (layer.config['constants'] ?? {}) as Record<string, unknown>;
+  const def = layer.config.node_def as { op: string; input: string[]; attr: Record<string, { list?: { i?: string[] }; b?: boolean }> };
+  const consts = (layer.config.constants ?? {}) as Record<string, unknown>;
   const x = ins[0]!;
   const rank = x.shape.length + 1;
   switch (def.op) {
@@ -130,13 +130,13 @@ function tf(layer: KerasLayer, ins: T[]): T {
       const sy = strides(shape);
       for (let i = 0; i < x.data.length; i++) {
         let o = 0;
-        for (let d = 0; d < shape.length; d++) o += (Math.floor(i / sx[d]!) % x.shape[d]! + pads[d]![0]) * sy[d]!;
+        for (let d = 0; d < shape.length; d++) o += ((Math.floor(i / sx[d]!) % x.shape[d]!) + pads[d]![0]) * sy[d]!;
         y[o] = x.data[i]!;
       }
       return { shape, data: y };
     }
     case 'Squeeze': {
-      const dims = def.attr['squeeze_dims']!.list!.i!.map((d) => axisOf(Number(d), rank) - 1);
+      const dims = def.attr.squeeze_dims!.list!.i!.map((d) => axisOf(Number(d), rank) - 1);
       return { shape: x.shape.filter((_, i) => !dims.includes(i)), data: x.data };
     }
     case 'ExpandDims': {
@@ -191,7 +191,7 @@ function tf(layer: KerasLayer, ins: T[]): T {
           }
           y[o * inner + i] = def.op === 'Mean' ? s / n : s;
         }
-      const keep = def.attr['keep_dims']?.b === true;
+      const keep = def.attr.keep_dims?.b === true;
       const shape = keep ? x.shape.map((d, i) => (i === axis ? 1 : d)) : x.shape.filter((_, i) => i !== axis);
       return { shape, data: y };
     }
@@ -201,7 +201,7 @@ function tf(layer: KerasLayer, ins: T[]): T {
 }
 
 function act(kind: string, v: number): number {
-  if (kind === 'relu') return v > 0 ? v : 0;
+  if (kind === 'relu') return Math.max(v, 0);
   if (kind === 'sigmoid') return 1 / (1 + Math.exp(-v));
   if (kind === 'linear') return v;
   throw new Error(`reference: activation ${kind}`);

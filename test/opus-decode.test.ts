@@ -51,7 +51,10 @@ async function decodeInPieces(data: Uint8Array, container: OpusContainer, seed: 
   }
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
-  for (const p of parts) out.set(p, (o += p.length) - p.length);
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
   return out;
 }
 
@@ -134,7 +137,10 @@ test('corrupt and truncated WebM and Ogg give DECODE_FAILED naming what is wrong
   zeroed.fill(0, webm.length >> 1, (webm.length >> 1) + 2000);
   await expectDecodeFailed(decodeBuffer(zeroed, 'zeroed.webm'), /WebM: invalid element ID at byte \d+/);
   await expectDecodeFailed(decodeBuffer(webm.subarray(0, Math.floor(webm.length * 0.6)), 'cut.webm'), /cut\.webm: WebM: the input ends inside .*\(truncated\)/);
-  await expectDecodeFailed(decodeBuffer(ogg.subarray(0, Math.floor(ogg.length * 0.6)), 'cut.opus'), /cut\.opus: Ogg: the input ends inside a page \(truncated\)/);
+  await expectDecodeFailed(
+    decodeBuffer(ogg.subarray(0, Math.floor(ogg.length * 0.6)), 'cut.opus'),
+    /cut\.opus: Ogg: the input ends inside a page \(truncated\)/,
+  );
   // A page missing from the middle: the next one's sequence number gives it away.
   const pages: number[] = [];
   for (let i = ogg.indexOf('OggS'); i >= 0; i = ogg.indexOf('OggS', i + 1)) pages.push(i);
@@ -143,7 +149,10 @@ test('corrupt and truncated WebM and Ogg give DECODE_FAILED naming what is wrong
   // Random bytes after a valid start: bounded work, then an error, never a hang.
   const r = rng(7);
   const noise = Buffer.from(Array.from({ length: 1 << 20 }, () => Math.floor(r() * 256)));
-  for (const [name, head] of [['noise.webm', webm], ['noise.opus', ogg]] as const) {
+  for (const [name, head] of [
+    ['noise.webm', webm],
+    ['noise.opus', ogg],
+  ] as const) {
     const t0 = performance.now();
     await expectDecodeFailed(decodeBuffer(Buffer.concat([head.subarray(0, 600), noise]), name), /./);
     assert.ok(performance.now() - t0 < 10_000);
@@ -152,7 +161,10 @@ test('corrupt and truncated WebM and Ogg give DECODE_FAILED naming what is wrong
 
 test('WebM and Ogg holding another codec (Vorbis) are handed to ffmpeg', { timeout: 120_000 }, async () => {
   const t = tracks[2]!;
-  for (const [ext, container] of [['ogg', 'ogg'], ['webm', 'webm']] as const) {
+  for (const [ext, container] of [
+    ['ogg', 'ogg'],
+    ['webm', 'webm'],
+  ] as const) {
     const vorbis = path.join(dir, `${t.name}.vorbis.${ext}`);
     if (!existsSync(vorbis)) await run('ffmpeg', ['-v', 'error', '-y', '-ss', '20', '-t', '10', '-i', t.file, '-c:a', 'libvorbis', vorbis]);
     const data = await readFile(vorbis);
@@ -196,7 +208,14 @@ test('laced WebM blocks (Xiph, EBML, fixed) give back every packet', async () =>
   // Fixed lacing needs frames of one size: the same packet three times.
   blocks.push(block(2, [packets[0]!, packets[0]!, packets[0]!]));
   const track = el('ae', Buffer.concat([el('d7', Buffer.from([1])), el('86', Buffer.from('A_OPUS')), el('63a2', head)]));
-  const webm = Buffer.concat([el('1a45dfa3', el('4282', Buffer.from('webm'))), el('18538067', null), el('1654ae6b', track), el('1f43b675', null), el('e7', Buffer.from([0])), ...blocks]);
+  const webm = Buffer.concat([
+    el('1a45dfa3', el('4282', Buffer.from('webm'))),
+    el('18538067', null),
+    el('1654ae6b', track),
+    el('1f43b675', null),
+    el('e7', Buffer.from([0])),
+    ...blocks,
+  ]);
   const out = new WebmDemuxer().push(webm);
   assert.deepEqual(out, [...packets.slice(0, n), packets[0]!, packets[0]!, packets[0]!]);
 });

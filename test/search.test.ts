@@ -46,7 +46,12 @@ async function search(data: Uint8Array, name: string): Promise<Answer> {
   return {
     status: res.status,
     ...(body.error ? { code: body.error.code, message: body.error.message } : {}),
-    matches: (body.exact_matches ?? []).map((m) => ({ file: m.track.file_name, offset: m.offset_seconds, aligned: m.aligned_hashes, confidence: m.confidence })),
+    matches: (body.exact_matches ?? []).map((m) => ({
+      file: m.track.file_name,
+      offset: m.offset_seconds,
+      aligned: m.aligned_hashes,
+      confidence: m.confidence,
+    })),
   };
 }
 const idle = async () => {
@@ -58,7 +63,11 @@ const idle = async () => {
 test('clips searched many at once get the answers they get one at a time, and the threads end with none left', async () => {
   const queries: { name: string; data: Uint8Array; truth?: string }[] = [];
   for (const t of catalog.slice(0, 4)) {
-    for (const [start, seconds, cond] of [[20, 5, 'Opus 32k WebM'], [40, 10, 'clean'], [30, 8, 'speed 1.02']] as const) {
+    for (const [start, seconds, cond] of [
+      [20, 5, 'Opus 32k WebM'],
+      [40, 10, 'clean'],
+      [30, 8, 'speed 1.02'],
+    ] as const) {
       const file = await clip(t, start, seconds, cond);
       queries.push({ name: path.basename(file), data: await readFile(file), truth: t.name });
     }
@@ -73,7 +82,14 @@ test('clips searched many at once get the answers they get one at a time, and th
   for (const [i, q] of queries.entries()) {
     if (q.truth) assert.equal(alone[i]!.matches[0]?.file, q.truth, q.name);
   }
-  assert.deepEqual(alone.slice(-3).map((a) => [a.status, a.code, a.matches.length]), [[200, undefined, 0], [422, 'AUDIO_TOO_SHORT', 0], [415, 'UNSUPPORTED_FORMAT', 0]]);
+  assert.deepEqual(
+    alone.slice(-3).map((a) => [a.status, a.code, a.matches.length]),
+    [
+      [200, undefined, 0],
+      [422, 'AUDIO_TOO_SHORT', 0],
+      [415, 'UNSUPPORTED_FORMAT', 0],
+    ],
+  );
 
   for (let round = 0; round < 2; round++) {
     const together = await Promise.all(queries.map((q) => search(q.data, q.name)));

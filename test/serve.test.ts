@@ -50,13 +50,18 @@ test('serve on the embedded catalog finishes the request in flight on SIGTERM, t
       }
     },
   });
-  const inFlight = fetch(`${url}/api/v1/search`, { method: 'POST', body, headers: { 'content-type': `multipart/form-data; boundary=${boundary}` }, duplex: 'half' } as RequestInit);
+  const inFlight = fetch(`${url}/api/v1/search`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': `multipart/form-data; boundary=${boundary}` },
+    duplex: 'half',
+  } as RequestInit);
   await firstHalfSent;
   await new Promise((r) => setTimeout(r, 50));
   child.kill('SIGTERM');
   const res = await inFlight;
   assert.equal(res.status, 200, await res.clone().text());
-  assert.deepEqual((await res.json() as { exact_matches: unknown[] }).exact_matches, []);
+  assert.deepEqual(((await res.json()) as { exact_matches: unknown[] }).exact_matches, []);
   assert.equal(await exited, 0, log);
   assert.match(log, /"msg":"shutting down","signal":"SIGTERM"/);
   // The embedded catalog is free again.

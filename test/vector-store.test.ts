@@ -74,7 +74,10 @@ for (const b of backends) {
       assert.deepEqual(await store.space(), SPACE);
       assert.deepEqual(await store.count(), { track: 3, chunk: 49 });
       for (const s of [store, await reopen()]) {
-        assert.deepEqual((await s.trackNumbers()).sort((x, y) => x - y), [1, 2, 700]);
+        assert.deepEqual(
+          (await s.trackNumbers()).sort((x, y) => x - y),
+          [1, 2, 700],
+        );
         for (const p of points.filter((_, i) => i % 5 === 0)) {
           const [hit, second] = (await s.search(SPACE, { vector: p.vector }, p.kind, 3)).hits;
           assert.deepEqual({ fpId: hit!.fpId, kind: hit!.kind, startSeconds: hit!.startSeconds }, { fpId: p.fpId, kind: p.kind, startSeconds: p.startSeconds });
@@ -103,7 +106,10 @@ for (const b of backends) {
         assert.deepEqual(await s.trackNumbers(), [11]);
         assert.deepEqual(await s.count(), { track: 1, chunk: 4 });
         const { hits } = await s.search(SPACE, { vector: again[0]!.vector }, 'track', 5);
-        assert.deepEqual(hits.map((h) => h.fpId), [11]);
+        assert.deepEqual(
+          hits.map((h) => h.fpId),
+          [11],
+        );
       }
       await store.clear();
     });
@@ -159,7 +165,10 @@ for (const b of backends) {
           });
           // A centred query (an expanded one) is taken as it is.
           const again = await s.search(SPACE, { vector: found.query, centred: true }, 'chunk', 10);
-          assert.deepEqual(again.hits.map((h) => h.fpId), found.hits.map((h) => h.fpId));
+          assert.deepEqual(
+            again.hits.map((h) => h.fpId),
+            found.hits.map((h) => h.fpId),
+          );
         }
       }
       await store.clear();
@@ -171,7 +180,10 @@ for (const b of backends) {
       await store.add(SPACE, trackPoints(1, 2, r));
       for (const s of [store, await reopen()]) {
         for (const attempt of [() => s.add(OTHER, trackPoints(2, 1, r)), () => s.search(OTHER, { vector: randomVector(r) }, 'track', 3)]) {
-          await assert.rejects(attempt(), (e: unknown) => isAppError(e, 'INDEX_MISMATCH') && /rebuild-index --vibe/.test(e.message) && /other-model/.test(e.message));
+          await assert.rejects(
+            attempt(),
+            (e: unknown) => isAppError(e, 'INDEX_MISMATCH') && /rebuild-index --vibe/.test(e.message) && /other-model/.test(e.message),
+          );
         }
       }
       await store.removeTracks([1]);

@@ -76,9 +76,20 @@ test('a match is placed where the sketch agrees clearly best of the offsets its 
   const store = DataStore.open(dir);
   try {
     const index = new FingerprintIndex(store);
-    store.transaction(() => index.add([{ track: 1, fp: fingerprint(track(mixed(1)), 'index') }, { track: 2, fp: fingerprint(track(mixed(0.05)), 'index') }]));
+    store.transaction(() =>
+      index.add([
+        { track: 1, fp: fingerprint(track(mixed(1)), 'index') },
+        { track: 2, fp: fingerprint(track(mixed(0.05)), 'index') },
+      ]),
+    );
     const q = querySketch(passage);
-    const at = (frames: number, alignedHashes: number): Placement => ({ fpId: 0, offsetFrames: frames, offsetSeconds: frames * FRAME_SECONDS, alignedHashes, startFrame: 0 });
+    const at = (frames: number, alignedHashes: number): Placement => ({
+      fpId: 0,
+      offsetFrames: frames,
+      offsetSeconds: frames * FRAME_SECONDS,
+      alignedHashes,
+      startFrame: 0,
+    });
     const later = Math.round((2 * passage.length) / PROFILES.index.hop);
     const candidate = (fpId: number): Candidate => ({ ...at(later, 40), fpId, elsewhere: [{ ...at(0, 30), fpId }] });
     // Loose enough for the variation to verify: the test is where the match is placed.

@@ -37,7 +37,9 @@ after(async () => {
 });
 
 test('the converted model is derived data under the data dir, keyed by the weights sha256, written once', async () => {
-  const sha = createHash('sha256').update(await readFile(H5)).digest('hex');
+  const sha = createHash('sha256')
+    .update(await readFile(H5))
+    .digest('hex');
   const file = await musicnnOnnx(H5, dataDir);
   assert.equal(file, path.join(dataDir, 'models', `musicnn-msd-pool-${sha}.onnx`));
   const { mtimeMs } = await stat(file);
@@ -74,7 +76,9 @@ test('ONNX through the pool agrees with a plain forward pass of the Keras graph 
     assert.ok(tagDiff <= 1e-3, `${track.name}: tags differ by ${tagDiff}`);
     assert.ok(vecDiff <= 1e-3 * scale, `${track.name}: vector differs by ${vecDiff} (scale ${scale})`);
     const top = topTags(ours.tags);
-    process.stdout.write(`# ${track.name}: ${top} (tags within ${tagDiff.toExponential(1)}, vector within ${(vecDiff / scale).toExponential(1)} of its scale)\n`);
+    process.stdout.write(
+      `# ${track.name}: ${top} (tags within ${tagDiff.toExponential(1)}, vector within ${(vecDiff / scale).toExponential(1)} of its scale)\n`,
+    );
   }
 });
 
@@ -84,7 +88,9 @@ test("bench:vibe's analysis model: its layer statistics agree with the plain for
   const benchModels = path.join(dataDir, 'bench-models');
   const layered = await openLayerEmbedder(config, benchModels);
   try {
-    const sha = createHash('sha256').update(await readFile(H5)).digest('hex');
+    const sha = createHash('sha256')
+      .update(await readFile(H5))
+      .digest('hex');
     assert.equal(await layerModelOnnx(H5, benchModels), path.join(benchModels, `musicnn-msd-layer-stats-${sha}.onnx`));
     const [track] = (await fetchCorpus('small')).sort((a, b) => a.name.localeCompare(b.name));
     const clip = (await decodeFile(track!.file)).subarray(30 * 16000, 34.5 * 16000);
@@ -142,7 +148,16 @@ test('a track gives 10 s chunks every 5 s, the last one ending with the track, a
   const [track] = (await fetchCorpus('small')).sort((a, b) => a.name.localeCompare(b.name));
   const pcm = (await decodeFile(track!.file)).subarray(0, 27 * 16000);
   const { chunks, track: whole } = await embedder.embedTrack(pcm);
-  assert.deepEqual(chunks.map((c) => [c.startSeconds, c.seconds]), [[0, 10], [5, 10], [10, 10], [15, 10], [17, 10]]);
+  assert.deepEqual(
+    chunks.map((c) => [c.startSeconds, c.seconds]),
+    [
+      [0, 10],
+      [5, 10],
+      [10, 10],
+      [15, 10],
+      [17, 10],
+    ],
+  );
   for (const c of chunks) assert.deepEqual([c.vector.length, c.tags.length], [1506, 50]);
   // The first chunk holds the patches a 10 s clip of the same audio has.
   const first = await embedder.embedClip(pcm.subarray(0, 10 * 16000));
@@ -153,7 +168,10 @@ test('a track gives 10 s chunks every 5 s, the last one ending with the track, a
   assert.ok(maxDiff(whole.vector, chunks[0]!.vector) > 1e-2, 'chunks differ from the whole');
   // Shorter than a window: one chunk, as long as the track.
   const short = await embedder.embedTrack(pcm.subarray(0, 4 * 16000));
-  assert.deepEqual(short.chunks.map((c) => [c.startSeconds, c.seconds]), [[0, 4]]);
+  assert.deepEqual(
+    short.chunks.map((c) => [c.startSeconds, c.seconds]),
+    [[0, 4]],
+  );
 });
 
 test('concurrent requests are served by the pool, each with its own result', async () => {

@@ -39,7 +39,10 @@ test('Slaney-normalised filters each have unit area and peak at their centre', (
       }
       const peak = row.indexOf(Math.max(...row));
       assert.ok(Math.abs(peak * binHz - centre) <= binHz, `filter ${m} peaks at ${peak * binHz} Hz, centre ${centre}`);
-      assert.ok(row.every((v, k) => v === 0 || (k * binHz > lower && k * binHz < upper)), `filter ${m} stays between its edges`);
+      assert.ok(
+        row.every((v, k) => v === 0 || (k * binHz > lower && k * binHz < upper)),
+        `filter ${m} stays between its edges`,
+      );
     }
     assert.ok(checked >= 10, `${checked} wide filters checked`);
   }
@@ -96,7 +99,10 @@ test('MusiCNN patches: 187 frames every 93, a short clip padded to one patch', (
   const { sampleRate, patchFrames, nMels } = MUSICNN_INPUT;
   const ten = musicnnPatches(new Float32Array(10 * sampleRate).fill(0.01));
   assert.deepEqual(ten.shape, [5, patchFrames, nMels, 1]);
-  assert.deepEqual(ten.starts.map((s) => Math.round(s * 1000)), [0, 1488, 2976, 4464, 5952]);
+  assert.deepEqual(
+    ten.starts.map((s) => Math.round(s * 1000)),
+    [0, 1488, 2976, 4464, 5952],
+  );
   const short = musicnnPatches(new Float32Array(sampleRate).fill(0.01));
   assert.deepEqual(short.shape, [1, patchFrames, nMels, 1]);
   // log10(1 + 10000 x) of silence is exactly 0: the padding adds no energy.
@@ -105,10 +111,14 @@ test('MusiCNN patches: 187 frames every 93, a short clip padded to one patch', (
 
 /** 48 kHz mono PCM of part of a file (the pipeline's decoder is fixed at 16 kHz). */
 async function decode48k(file: string, start: number, seconds: number): Promise<Float32Array> {
-  const { stdout } = await run('ffmpeg', ['-nostdin', '-loglevel', 'error', '-ss', String(start), '-t', String(seconds), '-i', file, '-ac', '1', '-ar', '48000', '-f', 'f32le', 'pipe:1'], {
-    encoding: 'buffer',
-    maxBuffer: 1 << 26,
-  });
+  const { stdout } = await run(
+    'ffmpeg',
+    ['-nostdin', '-loglevel', 'error', '-ss', String(start), '-t', String(seconds), '-i', file, '-ac', '1', '-ar', '48000', '-f', 'f32le', 'pipe:1'],
+    {
+      encoding: 'buffer',
+      maxBuffer: 1 << 26,
+    },
+  );
   return new Float32Array(stdout.buffer, stdout.byteOffset, stdout.byteLength / 4).slice();
 }
 
@@ -132,7 +142,11 @@ test('the CLAP front end matches the reference ClapFeatureExtractor on real audi
   });
   const tracks = (await fetchCorpus('small')).sort((a, b) => a.name.localeCompare(b.name));
   // A full window, and clips that repeat whole 2 and 4 times before the zero padding.
-  for (const [i, seconds] of [[0, 10], [5, 3.7], [11, 2.2]] as const) {
+  for (const [i, seconds] of [
+    [0, 10],
+    [5, 3.7],
+    [11, 2.2],
+  ] as const) {
     const pcm = await decode48k(tracks[i]!.file, 20, seconds);
     const ours = clapWindow(pcm);
     const { input_features } = (await oracle._call(pcm)) as { input_features: { dims: number[]; data: Float32Array } };

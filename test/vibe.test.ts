@@ -93,7 +93,11 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
       assert.ok(body.vibe_matches.length >= 2 && body.vibe_matches.length <= 3, `${body.vibe_matches.length} matches`);
       assert.equal(body.vibe_matches[0]!.track.file_name, t.name);
       const sims = body.vibe_matches.map((m) => m.similarity);
-      assert.deepEqual(sims, [...sims].sort((a, b) => b - a), 'best first');
+      assert.deepEqual(
+        sims,
+        [...sims].sort((a, b) => b - a),
+        'best first',
+      );
       for (const m of body.vibe_matches) {
         assert.ok(m.similarity >= 0 && m.similarity <= 1);
         assert.equal(m.embedding_model, MUSICNN_MODEL.id);
@@ -113,7 +117,9 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
     assert.equal(body.vibe_matches[0]!.track.file_name, t.name);
   });
 
-  test('live listening in mode both: exact answers first and undelayed, vibe results from rolling windows, final once windows agree', { timeout: 120_000 }, async () => {
+  test('live listening in mode both: exact answers first and undelayed, vibe results from rolling windows, final once windows agree', {
+    timeout: 120_000,
+  }, async () => {
     const t = tracks[0]!;
     const wav = await clip(t, 15, 14);
     const webm = wav.replace(/\.wav$/, '.live.webm');
@@ -126,10 +132,22 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
     assert.equal(r.code, 1000, r.reason);
     const ready = r.received[0]!.msg as unknown as { type: string; lanes: unknown };
     assert.deepEqual([ready.type, ready.lanes], ['ready', { exact: 'on', vibe: 'on' }]);
-    const msgs = r.received.map((x) => ({ at: x.at, ...(x.msg as unknown as { type: string; lane?: string; status?: string; heard_seconds: number; matches?: { track: { file_name: string }; similarity?: number }[] }) }));
+    const msgs = r.received.map((x) => ({
+      at: x.at,
+      ...(x.msg as unknown as {
+        type: string;
+        lane?: string;
+        status?: string;
+        heard_seconds: number;
+        matches?: { track: { file_name: string }; similarity?: number }[];
+      }),
+    }));
     const exact = msgs.filter((m) => m.type === 'result' && m.lane === 'exact');
     const vibe = msgs.filter((m) => m.type === 'result' && m.lane === 'vibe');
-    assert.ok(exact.some((m) => m.status === 'final' && m.matches![0]!.track.file_name === t.name), 'an exact final answer');
+    assert.ok(
+      exact.some((m) => m.status === 'final' && m.matches![0]!.track.file_name === t.name),
+      'an exact final answer',
+    );
     // The exact lane answers within the first seconds, before the first vibe window is due (5 s).
     assert.ok(exact[0]!.heard_seconds < 5, `first exact answer at ${exact[0]!.heard_seconds} s of audio`);
     assert.ok(exact[0]!.at < vibe[0]!.at, 'exact before vibe');
@@ -153,7 +171,11 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
     const wav = await clip(t, 20, 8);
     const webm = wav.replace(/\.wav$/, '.live.webm');
     if (!existsSync(webm)) await run('ffmpeg', ['-v', 'error', '-y', '-i', wav, '-c:a', 'libopus', '-b:a', '32k', webm]);
-    const r = await listen(`${server.url.replace('http', 'ws')}/api/v1/listen`, { start: { type: 'start', format: 'webm-opus', mode: 'vibe' }, audio: await readFile(webm), seconds: 8 });
+    const r = await listen(`${server.url.replace('http', 'ws')}/api/v1/listen`, {
+      start: { type: 'start', format: 'webm-opus', mode: 'vibe' },
+      audio: await readFile(webm),
+      seconds: 8,
+    });
     assert.equal(r.code, 1000, r.reason);
     const msgs = r.received.map((x) => x.msg as unknown as { type: string; lane?: string; lanes?: unknown; matches?: { track: { file_name: string } }[] });
     assert.deepEqual(msgs[0]!.lanes, { exact: 'off', vibe: 'on' });
@@ -176,15 +198,22 @@ describe('vibe lane', { skip: musicnnMissing() }, () => {
     assert.ok(body.vibe_matches.every((m) => m.track.id !== row.id));
   });
 
-  test('vectors of another model are refused at start with the command that re-embeds; rebuild-index --vibe restores the lane', { timeout: 300_000 }, async () => {
+  test('vectors of another model are refused at start with the command that re-embeds; rebuild-index --vibe restores the lane', {
+    timeout: 300_000,
+  }, async () => {
     const expected = await server.engine.vectorCount();
     await server.close();
     // Another model's vectors, as a change of AUDIO_IDENT_VIBE_MODEL would leave them.
     const store = UsearchStore.open(config.dataDir);
     const other = { id: 'another-model', dim: 8 };
-    await store.replaceAll(other, [{ fpId: 1, trackId: '00000000-0000-0000-0000-000000000000', kind: 'track', startSeconds: 0, vector: new Float32Array(8).fill(1) }]);
+    await store.replaceAll(other, [
+      { fpId: 1, trackId: '00000000-0000-0000-0000-000000000000', kind: 'track', startSeconds: 0, vector: new Float32Array(8).fill(1) },
+    ]);
     await store.close();
-    await assert.rejects(Engine.open(config, { vibe: true }), (e: unknown) => isAppError(e, 'INDEX_MISMATCH') && /another-model/.test(e.message) && /rebuild-index --vibe/.test(e.message));
+    await assert.rejects(
+      Engine.open(config, { vibe: true }),
+      (e: unknown) => isAppError(e, 'INDEX_MISMATCH') && /another-model/.test(e.message) && /rebuild-index --vibe/.test(e.message),
+    );
     const r = await rebuildVibe(config);
     assert.equal(r.tracks, tracks.length - 1);
     const engine = await Engine.open(config, { vibe: true });

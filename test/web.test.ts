@@ -20,7 +20,9 @@ import { smallCorpusSplit, tempDataDir } from './fixtures.js';
 const run = promisify(execFile);
 const CHROMIUM = process.env.AUDIO_IDENT_CHROMIUM ?? '/usr/bin/chromium';
 const KEY = 'web-test-key-0123456789';
-const ARTIFACTS = process.env.AUDIO_IDENT_CACHE_DIR ? path.join(process.env.AUDIO_IDENT_CACHE_DIR, 'artifacts', 'web') : path.join(os.tmpdir(), 'audio-ident-artifacts', 'web');
+const ARTIFACTS = process.env.AUDIO_IDENT_CACHE_DIR
+  ? path.join(process.env.AUDIO_IDENT_CACHE_DIR, 'artifacts', 'web')
+  : path.join(os.tmpdir(), 'audio-ident-artifacts', 'web');
 
 let server: RunningServer;
 let catalog: CorpusTrack[];
@@ -34,7 +36,9 @@ before(async () => {
   server = await startServer(await tempDataDir('server', { port: 0, apiKey: KEY }));
   const s = await server.engine.ingest(catalog.slice(0, 4).map((t) => t.file));
   assert.equal(s.created, 4);
-  const list = (await (await fetch(`${server.url}/api/v1/tracks?limit=200`)).json()) as { tracks: { id: string; title: string; file_name: string; duration_seconds: number }[] };
+  const list = (await (await fetch(`${server.url}/api/v1/tracks?limit=200`)).json()) as {
+    tracks: { id: string; title: string; file_name: string; duration_seconds: number }[];
+  };
   for (const t of list.tracks) titles.set(t.file_name, t);
   await mkdir(ARTIFACTS, { recursive: true });
   console.log(`# screenshots in ${ARTIFACTS}`);
@@ -61,7 +65,15 @@ async function wav(t: CorpusTrack, start: number, seconds: number): Promise<stri
  */
 async function browser(o: { mic?: string; deny?: boolean; phone?: boolean }): Promise<{ context: BrowserContext; page: Page; close(): Promise<void> }> {
   const profile = await mkdtemp(path.join(os.tmpdir(), 'audio-ident-chromium-'));
-  const args = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+  const args = [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ];
   if (o.mic) args.push('--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${o.mic}`);
   if (o.mic && !o.deny) args.push('--use-fake-ui-for-media-stream');
   const context = await chromium.launchPersistentContext(profile, {
@@ -118,7 +130,8 @@ test('the server serves the built pages with their types and caching, and the AP
   assert.equal((await fetch(`${server.url}/catalog`)).status, 200);
   assert.equal((await fetch(`${server.url}/assets/missing.js`)).status, 404);
   assert.equal((await fetch(`${server.url}/assets/..%2Fweb.test.js`)).status, 404);
-  for (const p of ['/health', '/openapi.json', '/api/v1/tracks']) assert.match((await fetch(`${server.url}${p}`)).headers.get('content-type')!, /application\/json/, p);
+  for (const p of ['/health', '/openapi.json', '/api/v1/tracks'])
+    assert.match((await fetch(`${server.url}${p}`)).headers.get('content-type')!, /application\/json/, p);
   assert.match(await (await fetch(`${server.url}/metrics`)).text(), /http_requests_total/);
 });
 
@@ -133,7 +146,9 @@ test('without a build, the pages answer 503 saying how to build them', async () 
   assert.equal((await app.request('/api/ping')).status, 200);
 });
 
-test('listening: the fake microphone plays a catalog track; provisional, then final with the right title and a moving position', { timeout: 120_000 }, async () => {
+test('listening: the fake microphone plays a catalog track; provisional, then final with the right title and a moving position', {
+  timeout: 120_000,
+}, async () => {
   const t = catalog[1]!;
   const expected = titles.get(t.name)!;
   const b = await browser({ mic: await wav(t, 40, 25), phone: true });
@@ -154,7 +169,10 @@ test('listening: the fake microphone plays a catalog track; provisional, then fi
     const firsts = states.filter((s) => s.startsWith('provisional') || s.startsWith('final'));
     assert.match(firsts[0]!, /^provisional /, `states: ${states.join(' | ')}`);
     assert.equal(firsts.at(-1), `final ${expected.title}`);
-    assert.ok(states.every((s) => !s.startsWith('final') || s === `final ${expected.title}`), `a wrong final: ${states.join(' | ')}`);
+    assert.ok(
+      states.every((s) => !s.startsWith('final') || s === `final ${expected.title}`),
+      `a wrong final: ${states.join(' | ')}`,
+    );
     // The level meter hears the music.
     assert.ok((await page.locator('#level').evaluate((m: HTMLMeterElement) => m.value)) > 0, 'the meter shows a level');
     // The position moves along in real time, against the track's length.
@@ -185,7 +203,28 @@ test('keep listening: a running list of what played when, as the music changes t
   if (!existsSync(mic)) {
     const part = `${mic}.part.${process.pid}.wav`;
     const mono = 'aformat=sample_rates=48000:channel_layouts=mono';
-    await run('ffmpeg', ['-v', 'error', '-y', '-ss', '30', '-t', '14', '-i', a.file, '-ss', '20', '-t', '14', '-i', b2.file, '-filter_complex', `[0:a]${mono}[a];[1:a]${mono}[b];[a][b]concat=n=2:v=0:a=1`, '-c:a', 'pcm_s16le', part]);
+    await run('ffmpeg', [
+      '-v',
+      'error',
+      '-y',
+      '-ss',
+      '30',
+      '-t',
+      '14',
+      '-i',
+      a.file,
+      '-ss',
+      '20',
+      '-t',
+      '14',
+      '-i',
+      b2.file,
+      '-filter_complex',
+      `[0:a]${mono}[a];[1:a]${mono}[b];[a][b]concat=n=2:v=0:a=1`,
+      '-c:a',
+      'pcm_s16le',
+      part,
+    ]);
     await run('mv', [part, mic]);
   }
   const b = await browser({ mic });
@@ -314,7 +353,10 @@ test('catalog page: search, upload several files with the API key asked for, see
     await page.locator('#count').filter({ hasText: 'of 4' }).waitFor({ timeout: 15_000 });
     const one = titles.get(catalog[3]!.name)!.title;
     await page.getByLabel('Search title, artist, album or file name').fill(one);
-    await page.locator('#count').filter({ hasText: `matching “${one}”` }).waitFor({ timeout: 15_000 });
+    await page
+      .locator('#count')
+      .filter({ hasText: `matching “${one}”` })
+      .waitFor({ timeout: 15_000 });
     assert.equal(await page.locator('#tracks tbody tr').count(), 1);
     await page.getByLabel('Search title, artist, album or file name').fill('');
     await page.locator('#count').filter({ hasText: 'Tracks 1–4 of 4.' }).waitFor({ timeout: 15_000 });
@@ -329,16 +371,30 @@ test('catalog page: search, upload several files with the API key asked for, see
     const states = await page.locator('#uploads .state').allTextContents();
     assert.match(states[0]!, /^Added as “/);
     assert.match(states[1]!, /^Not added: it is another copy of “/);
-    assert.equal(await page.locator('#uploads progress').first().evaluate((p: HTMLProgressElement) => p.value), 1);
+    assert.equal(
+      await page
+        .locator('#uploads progress')
+        .first()
+        .evaluate((p: HTMLProgressElement) => p.value),
+      1,
+    );
     await page.locator('#count').filter({ hasText: 'of 5' }).waitFor({ timeout: 15_000 });
-    await page.locator('#duplicates li').filter({ hasText: path.basename(copy) }).waitFor({ timeout: 15_000 });
+    await page
+      .locator('#duplicates li')
+      .filter({ hasText: path.basename(copy) })
+      .waitFor({ timeout: 15_000 });
     await shot(page, '9-catalog-uploaded');
 
-    const added = ((await (await fetch(`${server.url}/api/v1/tracks?limit=200`)).json()) as { tracks: { id: string; title: string; file_name: string }[] }).tracks.find((x) => x.file_name === fresh.name)!;
+    const added = (
+      (await (await fetch(`${server.url}/api/v1/tracks?limit=200`)).json()) as { tracks: { id: string; title: string; file_name: string }[] }
+    ).tracks.find((x) => x.file_name === fresh.name)!;
     assert.ok(added, 'the upload is in the catalog');
     page.once('dialog', (d) => void d.accept());
     await page.getByRole('button', { name: `Delete ${added.title}` }).click();
-    await page.locator('#count').filter({ hasText: `Deleted “${added.title}”.` }).waitFor({ timeout: 30_000 });
+    await page
+      .locator('#count')
+      .filter({ hasText: `Deleted “${added.title}”.` })
+      .waitFor({ timeout: 30_000 });
     await page.locator('#count').filter({ hasText: 'of 4' }).waitFor({ timeout: 15_000 });
     assert.equal((await fetch(`${server.url}/api/v1/tracks/${added.id}`)).status, 404);
     await shot(page, '10-catalog-deleted');

@@ -82,7 +82,10 @@ export const SPLIT_SEED = 20261121;
  * non-catalog material: the accuracy and live benchmarks share this split.
  */
 export function keepOut(tracks: CorpusTrack[], n: number, r: () => number): { catalog: CorpusTrack[]; keptOut: CorpusTrack[] } {
-  const shuffled = tracks.map((t) => ({ t, k: r() })).sort((a, b) => a.k - b.k).map((x) => x.t);
+  const shuffled = tracks
+    .map((t) => ({ t, k: r() }))
+    .sort((a, b) => a.k - b.k)
+    .map((x) => x.t);
   return { keptOut: shuffled.slice(0, n), catalog: shuffled.slice(n) };
 }
 

@@ -71,10 +71,11 @@ export function listen(url: string, o: StreamOptions): Promise<ListenResult> {
   });
 }
 
-export const results = (r: ListenResult) => r.received.map((x) => x.msg).filter((m) => m.type === 'result') as unknown as {
-  lane: 'exact' | 'vibe';
-  status: 'provisional' | 'final';
-  heard_seconds: number;
-  changed_at_seconds?: number;
-  matches: { track: { file_name: string }; offset_seconds: number; position_seconds: number; aligned_hashes: number }[];
-}[];
+export const results = (r: ListenResult) =>
+  r.received.map((x) => x.msg).filter((m) => m.type === 'result') as unknown as {
+    lane: 'exact' | 'vibe';
+    status: 'provisional' | 'final';
+    heard_seconds: number;
+    changed_at_seconds?: number;
+    matches: { track: { file_name: string }; offset_seconds: number; position_seconds: number; aligned_hashes: number }[];
+  }[];

@@ -27,7 +27,12 @@ export interface LiveMatch extends z.infer<typeof ExactMatch> {
 }
 
 export type ServerMessage =
-  | { type: 'ready'; session_id: string; limits: { max_seconds: number | null; max_chunk_bytes: number; idle_seconds: number }; lanes: { exact: 'on' | 'off'; vibe: 'on' | 'off' } }
+  | {
+      type: 'ready';
+      session_id: string;
+      limits: { max_seconds: number | null; max_chunk_bytes: number; idle_seconds: number };
+      lanes: { exact: 'on' | 'off'; vibe: 'on' | 'off' };
+    }
   | {
       type: 'result';
       lane: 'exact';

@@ -4,9 +4,7 @@ import { z } from '@hono/zod-openapi';
 import type { Track } from '../catalog/catalog.js';
 import type { TrackMatch, TrackVibeMatch } from '../engine/engine.js';
 
-export const ErrorBody = z
-  .object({ error: z.object({ code: z.string(), message: z.string() }) })
-  .openapi('Error');
+export const ErrorBody = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error');
 
 export const TrackInfo = z
   .object({
@@ -46,7 +44,11 @@ export const VibeMatch = z
 export const SearchMode = z.enum(['exact', 'vibe', 'both']);
 
 export const SearchForm = z.object({
-  audio: z.instanceof(File).openapi({ type: 'string', format: 'binary', description: 'Audio clip (WebM/Opus, Ogg, MP3, MP4/AAC, WAV, FLAC), at most 10 MB; 3 s at least, first 30 s used' }),
+  audio: z.instanceof(File).openapi({
+    type: 'string',
+    format: 'binary',
+    description: 'Audio clip (WebM/Opus, Ogg, MP3, MP4/AAC, WAV, FLAC), at most 10 MB; 3 s at least, first 30 s used',
+  }),
   mode: SearchMode.default('both'),
   max_results: z.coerce.number().int().min(1).max(50).default(10),
 });
@@ -63,7 +65,11 @@ export const SearchResponse = z
         exact: z.enum(['ran', 'skipped', 'failed', 'timeout']),
         vibe: z.enum(['ran', 'skipped', 'unavailable', 'failed', 'timeout']),
       })
-      .openapi({ description: 'What each lane did: skipped (not asked for), unavailable (no embedding model loaded), failed, timeout (exact 3 s, vibe 4 s); in mode both one lane failing leaves the other standing' }),
+      .openapi({
+        description:
+          'What each lane did: skipped (not asked for), unavailable (no embedding model loaded), failed, timeout (exact 3 s, vibe 4 s); ' +
+          'in mode both one lane failing leaves the other standing',
+      }),
   })
   .openapi('SearchResponse');
 
@@ -102,14 +108,28 @@ export const TrackList = z
 
 export const DuplicateReports = z
   .object({
-    reports: z.array(z.object({ file_name: z.string(), sha256: z.string(), duplicate_of: z.string().uuid(), reason: DuplicateOf.shape.reason, confidence: z.number(), reported_at: z.string() })),
+    reports: z.array(
+      z.object({
+        file_name: z.string(),
+        sha256: z.string(),
+        duplicate_of: z.string().uuid(),
+        reason: DuplicateOf.shape.reason,
+        confidence: z.number(),
+        reported_at: z.string(),
+      }),
+    ),
   })
   .openapi('DuplicateReports');
 
 export const Health = z
   .object({
     status: z.enum(['ok', 'degraded']),
-    checks: z.object({ catalog: z.string(), index: z.string(), ffmpeg: z.string(), vibe: z.string().openapi({ description: 'The vibe lane: ok (model, store, tracks with vectors), off (why), or error' }) }),
+    checks: z.object({
+      catalog: z.string(),
+      index: z.string(),
+      ffmpeg: z.string(),
+      vibe: z.string().openapi({ description: 'The vibe lane: ok (model, store, tracks with vectors), off (why), or error' }),
+    }),
   })
   .openapi('Health');
 
@@ -140,5 +160,10 @@ export function exactMatch(m: TrackMatch): z.infer<typeof ExactMatch> {
 }
 
 export function vibeMatch(m: TrackVibeMatch): z.infer<typeof VibeMatch> {
-  return { track: trackInfo(m.track), similarity: Math.round(m.similarity * 1000) / 1000, embedding_model: m.embeddingModel, tags: m.track.vibe_tags.slice(0, 3) };
+  return {
+    track: trackInfo(m.track),
+    similarity: Math.round(m.similarity * 1000) / 1000,
+    embedding_model: m.embeddingModel,
+    tags: m.track.vibe_tags.slice(0, 3),
+  };
 }

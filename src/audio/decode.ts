@@ -2,7 +2,7 @@
 // through pipes. PCM never touches the disk. Uploads of Opus in WebM or Ogg (what browsers send)
 // are decoded in process instead, sparing a process start per clip.
 import { spawn } from 'node:child_process';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../base/errors.js';
 import { decodeOpusFile } from './opus/opus-decode.js';
@@ -20,7 +20,7 @@ export interface DecodeOptions {
 
 /** Reads the first bytes of a file and returns its audio format, or throws a typed error. */
 export async function detectFileFormat(file: string, label = path.basename(file)): Promise<AudioFormat> {
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(file, 'r');
   } catch (e) {

@@ -6,8 +6,7 @@ export type AudioFormat = 'wav' | 'mp3' | 'ogg' | 'flac' | 'webm' | 'mp4' | 'aac
 export const SNIFF_BYTES = 64;
 
 export function sniffFormat(head: Uint8Array): AudioFormat | null {
-  const ascii = (at: number, s: string) =>
-    head.length >= at + s.length && [...s].every((ch, i) => head[at + i] === ch.charCodeAt(0));
+  const ascii = (at: number, s: string) => head.length >= at + s.length && [...s].every((ch, i) => head[at + i] === ch.charCodeAt(0));
   if (ascii(0, 'RIFF') && ascii(8, 'WAVE')) return 'wav';
   if (ascii(0, 'OggS')) return 'ogg';
   if (ascii(0, 'fLaC')) return 'flac';

@@ -49,7 +49,10 @@ class PcmDecoder implements StreamDecoder {
   private readonly resampler: Resampler;
   private dead = false;
 
-  constructor(rate: number, private readonly on: DecoderEvents) {
+  constructor(
+    rate: number,
+    private readonly on: DecoderEvents,
+  ) {
     this.resampler = new Resampler(rate);
   }
 
@@ -86,7 +89,10 @@ class OpusStreamDecoder implements StreamDecoder {
   private dead = false;
   private readonly opened: Promise<void>;
 
-  constructor(container: OpusContainer, private readonly on: DecoderEvents) {
+  constructor(
+    container: OpusContainer,
+    private readonly on: DecoderEvents,
+  ) {
     this.opened = OpusPcmStream.open(container).then(
       (s) => {
         if (this.dead) return s.free();

@@ -14,18 +14,27 @@ const EnvSchema = z.object({
   AUDIO_IDENT_MAX_SESSIONS: z.coerce.number().int().min(1).max(100000).default(200),
   AUDIO_IDENT_MATCH_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   AUDIO_IDENT_MAX_TRACK_UPLOAD_MB: z.coerce.number().int().min(1).max(4096).default(200),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .optional(),
   FFMPEG_PATH: z.string().min(1).default('ffmpeg'),
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: z.coerce.number().int().min(0).max(65535).default(8000),
   AUDIO_IDENT_VIBE_MODEL: z.enum(['musicnn', 'clap', 'off']).default('musicnn'),
   AUDIO_IDENT_MUSICNN_H5: z.string().min(1).optional(),
   AUDIO_IDENT_CLAP_ONNX: z.string().min(1).optional(),
-  AUDIO_IDENT_CLAP_SHA256: z.string().regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits').optional(),
+  AUDIO_IDENT_CLAP_SHA256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex digits')
+    .optional(),
   AUDIO_IDENT_VIBE_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   QDRANT_URL: z.string().url().optional(),
   QDRANT_API_KEY: z.string().min(1).optional(),
-  QDRANT_COLLECTION: z.string().regex(/^[A-Za-z0-9_-]{1,255}$/, 'letters, digits, _ and - only').default('audio_embeddings'),
+  QDRANT_COLLECTION: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,255}$/, 'letters, digits, _ and - only')
+    .default('audio_embeddings'),
 });
 
 /** The shared MusiCNN weights beside a checkout (dist/src/base/config.js -> repository root -> ..). */

@@ -112,7 +112,8 @@ export class Catalog {
   async setVibe(rows: (TrackVibe & { id: string })[]): Promise<void> {
     await this.sql.begin(async (tx) => {
       for (const r of rows) {
-        await tx`UPDATE tracks SET embedding_model = ${r.embedding_model}, embedding_dim = ${r.embedding_dim}, vibe_tags = ${tx.array(r.vibe_tags)}, updated_at = now() WHERE id = ${r.id}`;
+        await tx`UPDATE tracks SET embedding_model = ${r.embedding_model}, embedding_dim = ${r.embedding_dim}, vibe_tags = ${tx.array(r.vibe_tags)},
+          updated_at = now() WHERE id = ${r.id}`;
       }
     });
   }
@@ -193,10 +194,19 @@ export class Catalog {
   }
 
   async duplicateReports(limit = 100): Promise<(DuplicateReport & { reported_at: string })[]> {
-    const rows = await this.sql<{ file_name: string; file_hash_sha256: string; duplicate_of: string; reason: DuplicateReport['reason']; confidence: number; reported_at: Date }[]>`
+    const rows = await this.sql<
+      { file_name: string; file_hash_sha256: string; duplicate_of: string; reason: DuplicateReport['reason']; confidence: number; reported_at: Date }[]
+    >`
       SELECT file_name, file_hash_sha256, duplicate_of, reason, confidence, reported_at
       FROM duplicate_reports ORDER BY reported_at DESC, id DESC LIMIT ${limit}`;
-    return rows.map((r) => ({ file_name: r.file_name, sha256: r.file_hash_sha256, duplicate_of: r.duplicate_of, reason: r.reason, confidence: r.confidence, reported_at: r.reported_at.toISOString() }));
+    return rows.map((r) => ({
+      file_name: r.file_name,
+      sha256: r.file_hash_sha256,
+      duplicate_of: r.duplicate_of,
+      reason: r.reason,
+      confidence: r.confidence,
+      reported_at: r.reported_at.toISOString(),
+    }));
   }
 }
 

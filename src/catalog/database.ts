@@ -37,7 +37,7 @@ async function openEmbedded(dir: string): Promise<Database> {
   const release = lockDir(dir);
   const { PGlite } = await import('@electric-sql/pglite');
   const { PGLiteSocketServer } = await import('@electric-sql/pglite-socket');
-  let db;
+  let db: InstanceType<typeof PGlite>;
   try {
     db = await PGlite.create(path.join(dir, 'pgdata'));
   } catch (e) {

@@ -67,7 +67,10 @@ async function main(argv: string[]): Promise<number> {
   if (args.command === 'rebuild-index' && args.vibe) {
     const bar = new ProgressBar('re-embed');
     const r = await rebuildVibe(config, (done, total) => bar.update(done, total, 'tracks'));
-    process.stdout.write(`re-embedded ${r.tracks} track(s) with ${r.model}, ${(r.audioSeconds / 3600).toFixed(2)} h of audio, ${r.vectors} vectors, in ${r.elapsedSeconds.toFixed(1)} s\n`);
+    process.stdout.write(
+      `re-embedded ${r.tracks} track(s) with ${r.model}, ${(r.audioSeconds / 3600).toFixed(2)} h of audio, ` +
+        `${r.vectors} vectors, in ${r.elapsedSeconds.toFixed(1)} s\n`,
+    );
     return 0;
   }
   if (args.command === 'rebuild-index') {
@@ -137,7 +140,9 @@ async function main(argv: string[]): Promise<number> {
         if (sub === 'list') {
           const { tracks } = await engine.listTracks();
           if (args.json) process.stdout.write(`${JSON.stringify({ tracks: tracks.map(trackInfo) })}\n`);
-          else for (const t of tracks) process.stdout.write(`${t.id}  ${fmtTime(t.duration_seconds).padStart(7)}  ${t.title}${t.artist ? ` - ${t.artist}` : ''}  (${t.file_name})\n`);
+          else
+            for (const t of tracks)
+              process.stdout.write(`${t.id}  ${fmtTime(t.duration_seconds).padStart(7)}  ${t.title}${t.artist ? ` - ${t.artist}` : ''}  (${t.file_name})\n`);
           return 0;
         }
         if (sub === 'rm' && id) {

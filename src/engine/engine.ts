@@ -119,7 +119,9 @@ export class Engine {
       await migrate(db.sql);
       store = DataStore.open(config.dataDir);
       vectors = await openVectorStore(config);
-      const opened = opts.vibe ? await openVibeLane(config, vectors, opts.vibe === 'replace') : { lane: undefined, reason: 'the vibe model is not loaded in this process' };
+      const opened = opts.vibe
+        ? await openVibeLane(config, vectors, opts.vibe === 'replace')
+        : { lane: undefined, reason: 'the vibe model is not loaded in this process' };
       vibe = opened.lane;
       const matcher = opts.matcher ?? DEFAULT_MATCHER;
       const engine = new Engine(config, db, store, new FingerprintIndex(store), vectors, vibe, opened.lane ? '' : opened.reason, matcher);
@@ -250,7 +252,11 @@ export class Engine {
     const created = rows.flatMap((track, i) => (track ? [{ track, item: items[i]! }] : []));
     try {
       this.store.transaction(() => this.index.add(created.map(({ track, item }) => ({ track: track.fpId, fp: item.fp }))));
-      if (lane && space) await this.vectors.add(space, created.flatMap(({ track, item }) => (item.vibe ? lane.points(track, item.vibe) : [])));
+      if (lane && space)
+        await this.vectors.add(
+          space,
+          created.flatMap(({ track, item }) => (item.vibe ? lane.points(track, item.vibe) : [])),
+        );
       for (const { track, item } of created) if (item.staged) await this.raw.publish(item.staged, track.raw_path);
       await this.catalog.markIndexed(created.map(({ track }) => track.id));
     } catch (e) {
@@ -417,6 +423,12 @@ export class Engine {
     });
     await this.vectors.removeTracks(orphanVectors);
     for (const f of orphanFiles) await this.raw.remove(f);
-    log.info('settled an interrupted ingest or deletion', { rows: unsettled.length, postings: orphanTracks.length, vectors: orphanVectors.length, files: orphanFiles.length, staged });
+    log.info('settled an interrupted ingest or deletion', {
+      rows: unsettled.length,
+      postings: orphanTracks.length,
+      vectors: orphanVectors.length,
+      files: orphanFiles.length,
+      staged,
+    });
   }
 }

@@ -2,6 +2,7 @@
 // threads, two files per core in flight), checked against the catalog for another copy of the
 // same recording, embedded (when the vibe lane is on), staged, and committed in batches. A file
 // that fails is reported and skipped; the others go on.
+import type { Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../base/config.js';
@@ -49,7 +50,7 @@ const AUDIO_EXTENSIONS = new Set(['.mp3', '.ogg', '.oga', '.opus', '.webm', '.m4
 export async function listAudioFiles(paths: string[]): Promise<string[]> {
   const out: string[] = [];
   const walk = async (p: string, explicit: boolean): Promise<void> => {
-    let s;
+    let s: Stats;
     try {
       s = await stat(p);
     } catch {
@@ -78,11 +79,7 @@ export interface IngestParts {
   commit(items: PreparedTrack[]): Promise<(Track | null)[]>;
 }
 
-export async function ingestFiles(
-  parts: IngestParts,
-  inputs: IngestInput[],
-  onProgress?: (p: IngestProgress) => void,
-): Promise<IngestSummary> {
+export async function ingestFiles(parts: IngestParts, inputs: IngestInput[], onProgress?: (p: IngestProgress) => void): Promise<IngestSummary> {
   const started = performance.now();
   const files = inputs.map((i) => (typeof i === 'string' ? i : i.path));
   const names = inputs.map((i) => (typeof i === 'string' ? path.basename(i) : i.name));
@@ -136,18 +133,20 @@ export async function ingestFiles(
         return;
       }
       inFlight.set(sha, index);
-      const [{ pcm, fp }, tags, size] = await Promise.all([
-        decoder.decode(file, names[index]!),
-        readTags(file, names[index]),
-        stat(file).then((s) => s.size),
-      ]);
+      const [{ pcm, fp }, tags, size] = await Promise.all([decoder.decode(file, names[index]!), readTags(file, names[index]), stat(file).then((s) => s.size)]);
       const seconds = pcm.length / SAMPLE_RATE;
       if (seconds < MIN_QUERY_SECONDS) {
         throw new AppError('AUDIO_TOO_SHORT', `${names[index]}: ${seconds.toFixed(1)} s of audio; at least ${MIN_QUERY_SECONDS} s are needed`);
       }
       const same = await parts.findSameRecording(pcm);
       if (same) {
-        await parts.catalog.reportDuplicate({ file_name: names[index]!, sha256: sha, duplicate_of: same.track.id, reason: 'same_recording', confidence: same.confidence });
+        await parts.catalog.reportDuplicate({
+          file_name: names[index]!,
+          sha256: sha,
+          duplicate_of: same.track.id,
+          reason: 'same_recording',
+          confidence: same.confidence,
+        });
         outcomes[index] = { file, status: 'duplicate', reason: 'same_recording', track: same.track, confidence: same.confidence };
         return;
       }

@@ -69,7 +69,10 @@ export async function rebuildIndex(config: Config, onProgress?: (done: number, t
   }
 }
 
-export async function rebuildVibe(config: Config, onProgress?: (done: number, total: number) => void): Promise<RebuildSummary & { vectors: number; model: string }> {
+export async function rebuildVibe(
+  config: Config,
+  onProgress?: (done: number, total: number) => void,
+): Promise<RebuildSummary & { vectors: number; model: string }> {
   const started = performance.now();
   const engine = await Engine.open(config, { vibe: 'replace' });
   try {

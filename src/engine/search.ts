@@ -63,7 +63,10 @@ async function runLane<T>(lane: keyof typeof LANE_TIMEOUT_MS, fn: () => Promise<
   const timeoutMs = LANE_TIMEOUT_MS[lane];
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<LaneResult<T>>((resolve) => {
-    timer = setTimeout(() => resolve({ status: 'timeout', error: new AppError('TIMEOUT', `the ${lane} lane took longer than ${timeoutMs / 1000} s`) }), timeoutMs);
+    timer = setTimeout(
+      () => resolve({ status: 'timeout', error: new AppError('TIMEOUT', `the ${lane} lane took longer than ${timeoutMs / 1000} s`) }),
+      timeoutMs,
+    );
   });
   const work = fn().then(
     (value): LaneResult<T> => ({ status: 'ran', value }),

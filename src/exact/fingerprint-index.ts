@@ -181,7 +181,10 @@ export class FingerprintIndex {
     this.trackKeys.remove(track);
     this.sketches.remove(track);
     // An emptied generation has no entries left: lookups need not visit it.
-    this.meta.putSync('generations', gens.filter((g) => g.postings > 0));
+    this.meta.putSync(
+      'generations',
+      gens.filter((g) => g.postings > 0),
+    );
     this.bumpCounts(-1, -removed);
   }
 
@@ -344,7 +347,7 @@ function* decodeKeyList(buf: Buffer): Generator<number> {
   for (let at = 0; at < buf.length; ) {
     let d = 0;
     let shift = 0;
-    let b;
+    let b: number;
     do {
       b = buf[at++]!;
       d += (b & 0x7f) * 2 ** shift;

@@ -6,7 +6,7 @@
 //                the same place in the same track over two evaluations.
 // Decisions name catalog tracks by fingerprint number only: it runs in a matching thread
 // (server/match-worker.ts), beside the index and away from the catalog, and its owner attaches the rows.
-import { AppError } from '../base/errors.js';
+import type { AppError } from '../base/errors.js';
 import { SAMPLE_RATE } from '../audio/decode.js';
 import { FRAME_SECONDS, FingerprintStream, type Fingerprint } from './fingerprint.js';
 import type { FingerprintIndex } from './fingerprint-index.js';
@@ -164,7 +164,13 @@ export class LiveMatch {
         this.lastPosition = now;
         out.push({ status: 'final', matches: this.placed(accepted), heardSeconds: now });
       }
-    } else if (holds && this.finalFor === undefined && this.provisionalFor !== lead.fpId && !ending && (lead.alignedHashes >= PROVISIONAL_MIN_ALIGNED || score(top!, this.sketch, this.index, this.matcher))) {
+    } else if (
+      holds &&
+      this.finalFor === undefined &&
+      this.provisionalFor !== lead.fpId &&
+      !ending &&
+      (lead.alignedHashes >= PROVISIONAL_MIN_ALIGNED || score(top!, this.sketch, this.index, this.matcher))
+    ) {
       this.provisionalFor = lead.fpId;
       out.push({ status: 'provisional', matches: this.placed([lead]), heardSeconds: now });
     }

@@ -110,7 +110,8 @@ class Counts {
       this.offsets[i] = offset;
       this.occupied++;
     }
-    return (this.counts[i]! += delta);
+    this.counts[i]! += delta;
+    return this.counts[i]!;
   }
 
   /** Calls fn for every (track, offset) with at least min votes. */
@@ -237,7 +238,13 @@ export class VoteTable {
       if (nHashes < minAligned || distinct(anchors) < minAnchors) return;
       offsets.sort((a, b) => a - b);
       const median = offsets[offsets.length >> 1]!;
-      const found = { fpId: c.track, offsetFrames: median, offsetSeconds: Math.max(0, median * FRAME_SECONDS), alignedHashes: nHashes, startFrame: Math.min(...anchors) };
+      const found = {
+        fpId: c.track,
+        offsetFrames: median,
+        offsetSeconds: Math.max(0, median * FRAME_SECONDS),
+        alignedHashes: nHashes,
+        startFrame: Math.min(...anchors),
+      };
       const list = perTrackFound.get(c.track);
       if (list) list.push(found);
       else perTrackFound.set(c.track, [found]);

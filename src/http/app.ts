@@ -79,15 +79,23 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
       method: 'post',
       path: '/api/v1/tracks',
       summary: 'Ingest audio files into the catalog',
-      description: 'Each `file` part is hashed, checked for duplicates (same file, or another copy of the same recording), decoded, fingerprinted and indexed. 201 when a track was created, 200 when every file was a duplicate.',
+      description:
+        'Each `file` part is hashed, checked for duplicates (same file, or another copy of the same recording), decoded, fingerprinted and indexed. ' +
+        '201 when a track was created, 200 when every file was a duplicate.',
       middleware: [requireKey, limit(config.maxTrackUploadBytes + FORM_SLACK)] as const,
       request: { body: { content: { 'multipart/form-data': { schema: S.TrackUploadForm } }, required: true } },
-      responses: { 200: json(S.TrackUploadResponse, 'Every file was a duplicate'), 201: json(S.TrackUploadResponse, 'At least one track was created'), ...errors, ...authErrors },
+      responses: {
+        200: json(S.TrackUploadResponse, 'Every file was a duplicate'),
+        201: json(S.TrackUploadResponse, 'At least one track was created'),
+        ...errors,
+        ...authErrors,
+      },
     }),
     async (c) => {
       const form = c.req.valid('form');
       const files = Array.isArray(form.file) ? form.file : [form.file];
-      for (const f of files) if (f.size > config.maxTrackUploadBytes) throw new AppError('FILE_TOO_LARGE', `${f.name}: over ${config.maxTrackUploadBytes / 2 ** 20} MB`);
+      for (const f of files)
+        if (f.size > config.maxTrackUploadBytes) throw new AppError('FILE_TOO_LARGE', `${f.name}: over ${config.maxTrackUploadBytes / 2 ** 20} MB`);
       const dir = path.join(config.dataDir, 'uploads');
       await mkdir(dir, { recursive: true });
       const inputs = files.map((f) => ({ path: path.join(dir, `${process.pid}.${randomUUID()}`), name: path.basename(f.name || 'upload') }));
@@ -210,7 +218,10 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
     }),
     async (c) => {
       const checks = {
-        catalog: await engine.ping().then(() => 'ok', (e: Error) => `error: ${e.message}`),
+        catalog: await engine.ping().then(
+          () => 'ok',
+          (e: Error) => `error: ${e.message}`,
+        ),
         index: (() => {
           try {
             return `ok (${engine.stats().tracks} tracks)`;
@@ -218,13 +229,19 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
             return `error: ${(e as Error).message}`;
           }
         })(),
-        ffmpeg: await ffmpegVersion(config.ffmpegPath).then((v) => `ok (${v})`, (e: Error) => `error: ${e.message}`),
+        ffmpeg: await ffmpegVersion(config.ffmpegPath).then(
+          (v) => `ok (${v})`,
+          (e: Error) => `error: ${e.message}`,
+        ),
       };
       const ok = Object.values(checks).every((v) => v.startsWith('ok'));
       // The vibe lane is optional: off is reported, not a failure; an unreachable store is.
       const lane = engine.vibeStatus();
       const vibe = lane.on
-        ? await engine.vectorCount().then((n) => `ok (${lane.model}, ${lane.store}, ${n.track} tracks)`, (e: Error) => `error: ${e.message}`)
+        ? await engine.vectorCount().then(
+            (n) => `ok (${lane.model}, ${lane.store}, ${n.track} tracks)`,
+            (e: Error) => `error: ${e.message}`,
+          )
         : `off (${lane.reason})`;
       const healthy = ok && !vibe.startsWith('error');
       return c.json({ status: healthy ? ('ok' as const) : ('degraded' as const), checks: { ...checks, vibe } }, healthy ? 200 : 503);
@@ -234,7 +251,11 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
   app.get('/metrics', (c: Context) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
-    info: { title: 'audio-ident', version: '0.1.0', description: 'Audio identification: catalog management and clip search. Ingestion endpoints need `Authorization: Bearer KEY`.' },
+    info: {
+      title: 'audio-ident',
+      version: '0.1.0',
+      description: 'Audio identification: catalog management and clip search. Ingestion endpoints need `Authorization: Bearer KEY`.',
+    },
   });
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
   serveWebClient(app);
@@ -246,7 +267,12 @@ function uploadResult(fileName: string, o: IngestOutcome): z.infer<typeof S.Trac
     case 'created':
       return { file_name: fileName, status: 'created', track: S.trackInfo(o.track) };
     case 'duplicate':
-      return { file_name: fileName, status: 'duplicate', track: S.trackInfo(o.track), duplicate_of: { id: o.track.id, reason: o.reason, confidence: Math.round(o.confidence * 1000) / 1000 } };
+      return {
+        file_name: fileName,
+        status: 'duplicate',
+        track: S.trackInfo(o.track),
+        duplicate_of: { id: o.track.id, reason: o.reason, confidence: Math.round(o.confidence * 1000) / 1000 },
+      };
     case 'failed':
       return { file_name: fileName, status: 'failed', error: { code: o.code, message: o.message } };
   }

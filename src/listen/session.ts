@@ -64,7 +64,12 @@ export class ListenSession {
     this.exactOn = start.mode !== 'vibe';
     this.vibe =
       start.mode !== 'exact' && engine.vibeStatus().on
-        ? new VibeWindows(engine, start.max_results, (status, heard, matches) => this.send({ type: 'result', lane: 'vibe', status, heard_seconds: round(heard, 2), matches: matches.map(vibeMatch) }), id)
+        ? new VibeWindows(
+            engine,
+            start.max_results,
+            (status, heard, matches) => this.send({ type: 'result', lane: 'vibe', status, heard_seconds: round(heard, 2), matches: matches.map(vibeMatch) }),
+            id,
+          )
         : undefined;
     this.lane = engine.openLive(
       { format: start.format, sampleRate: start.sample_rate, maxResults: start.max_results, exact: this.exactOn, keepPcm: !!this.vibe },
@@ -135,7 +140,9 @@ export class ListenSession {
     if (this.ended) return; // draining after stop
     const elapsed = (performance.now() - this.startedAt) / 1000;
     if (this.heardSeconds > elapsed * this.limits.paceFactor + this.limits.paceBurstSeconds) {
-      this.fail(new AppError('TOO_FAST', `audio is arriving much faster than real time (${this.heardSeconds.toFixed(1)} s of audio in ${elapsed.toFixed(1)} s)`));
+      this.fail(
+        new AppError('TOO_FAST', `audio is arriving much faster than real time (${this.heardSeconds.toFixed(1)} s of audio in ${elapsed.toFixed(1)} s)`),
+      );
       return;
     }
     if (!this.start.continuous && this.heardSeconds >= this.limits.maxSeconds) this.stop(`maximum session length (${this.limits.maxSeconds} s) reached`);
@@ -157,7 +164,14 @@ export class ListenSession {
       return [{ ...base, position_seconds: round(Math.min(track.duration_seconds, Math.max(0, m.offsetFrames * FRAME_SECONDS + now)), 2) }];
     });
     if (!live.length) return;
-    this.send({ type: 'result', lane: 'exact', status: d.status, heard_seconds: round(now, 2), matches: live, ...(d.changedAt !== undefined ? { changed_at_seconds: round(d.changedAt, 2) } : {}) });
+    this.send({
+      type: 'result',
+      lane: 'exact',
+      status: d.status,
+      heard_seconds: round(now, 2),
+      matches: live,
+      ...(d.changedAt !== undefined ? { changed_at_seconds: round(d.changedAt, 2) } : {}),
+    });
   }
 }
 

@@ -42,16 +42,19 @@ export class ListenService {
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws));
     });
     // A client that vanished without closing stops answering pings: dropped at the next beat.
-    this.heartbeat = setInterval(() => {
-      for (const c of this.connections) {
-        if (!c.alive) {
-          c.ws.terminate();
-          continue;
+    this.heartbeat = setInterval(
+      () => {
+        for (const c of this.connections) {
+          if (!c.alive) {
+            c.ws.terminate();
+            continue;
+          }
+          c.alive = false;
+          c.ws.ping();
         }
-        c.alive = false;
-        c.ws.ping();
-      }
-    }, (limits.idleSeconds * 1000) / 2);
+      },
+      (limits.idleSeconds * 1000) / 2,
+    );
     this.heartbeat.unref();
   }
 
@@ -121,7 +124,10 @@ export class ListenService {
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       if (type === 'start' && issue?.path[0] === 'format') {
-        throw new AppError('UNSUPPORTED_FORMAT', `unsupported format ${JSON.stringify((raw as { format?: unknown }).format)}: use webm-opus, ogg-opus or pcm-f32le`);
+        throw new AppError(
+          'UNSUPPORTED_FORMAT',
+          `unsupported format ${JSON.stringify((raw as { format?: unknown }).format)}: use webm-opus, ogg-opus or pcm-f32le`,
+        );
       }
       throw new AppError('PROTOCOL_ERROR', `invalid ${type} message: ${issue?.path.join('.') || 'message'}: ${issue?.message}`);
     }
@@ -141,7 +147,11 @@ export class ListenService {
     send(c.ws, {
       type: 'ready',
       session_id: id,
-      limits: { max_seconds: msg.continuous ? null : this.limits.maxSeconds, max_chunk_bytes: this.limits.maxChunkBytes, idle_seconds: this.limits.idleSeconds },
+      limits: {
+        max_seconds: msg.continuous ? null : this.limits.maxSeconds,
+        max_chunk_bytes: this.limits.maxChunkBytes,
+        idle_seconds: this.limits.idleSeconds,
+      },
       lanes: { exact: msg.mode === 'vibe' ? 'off' : 'on', vibe: msg.mode !== 'exact' && this.engine.vibeStatus().on ? 'on' : 'off' },
     });
   }

@@ -50,7 +50,7 @@ export function readKerasH5(bytes: Uint8Array): KerasModel {
   } catch (e) {
     throw new Error(`not an HDF5 file (${e instanceof Error ? e.message : String(e)})`);
   }
-  const configText = file.attrs['model_config'];
+  const configText = file.attrs.model_config;
   if (typeof configText !== 'string') throw new Error('the HDF5 file has no model_config attribute (not a whole Keras model)');
   const parsed = ConfigSchema.safeParse(JSON.parse(configText));
   if (!parsed.success) throw new Error(`model_config is not a functional Keras model: ${parsed.error.issues[0]?.message}`);
@@ -68,7 +68,7 @@ export function readKerasH5(bytes: Uint8Array): KerasModel {
   for (const layer of layers) {
     if (!weightsRoot.keys.includes(layer.name)) continue;
     const group = weightsRoot.get(layer.name);
-    const names = (group.attrs['weight_names'] as string[] | undefined) ?? [];
+    const names = (group.attrs.weight_names as string[] | undefined) ?? [];
     const byRole = new Map<string, Weight>();
     for (const raw of names) {
       // Names are NUL-padded fixed-length strings like 'conv2d/kernel_1:0'.

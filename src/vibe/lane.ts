@@ -125,7 +125,12 @@ export async function openVibeLane(config: Config, store: VectorStore, forRebuil
  * The `k` tracks nearest to a vector by their closest vector of `kind`, query expanded.
  * `without` leaves a track out of both searches (bench:vibe: a catalog track as the query).
  */
-export async function nearestTracks(store: VectorStore, space: VectorSpace, vector: Float32Array, opts: { kind: VectorKind; k: number; without?: number }): Promise<VibeHit[]> {
+export async function nearestTracks(
+  store: VectorStore,
+  space: VectorSpace,
+  vector: Float32Array,
+  opts: { kind: VectorKind; k: number; without?: number },
+): Promise<VibeHit[]> {
   const first = await closestPerTrack(store, space, { vector }, opts.kind, Math.max(opts.k, EXPANSION.tracks), opts.without);
   const expanded = Float32Array.from(first.query);
   const neighbours = first.hits.slice(0, EXPANSION.tracks);
@@ -139,7 +144,14 @@ export async function nearestTracks(store: VectorStore, space: VectorSpace, vect
 }
 
 /** Each track's closest vector of a kind, best first, for at least `k` tracks where the store has them. */
-async function closestPerTrack(store: VectorStore, space: VectorSpace, query: Query, kind: VectorKind, k: number, without: number | undefined): Promise<{ query: Float32Array; hits: VectorHit[] }> {
+async function closestPerTrack(
+  store: VectorStore,
+  space: VectorSpace,
+  query: Query,
+  kind: VectorKind,
+  k: number,
+  without: number | undefined,
+): Promise<{ query: Float32Array; hits: VectorHit[] }> {
   // Widen the search until k tracks show or every vector was seen.
   for (let n = k * (kind === 'chunk' ? CHUNKS_PER_RESULT : 1) + (without === undefined ? 0 : CHUNKS_PER_RESULT); ; n *= 4) {
     const found = await store.search(space, query, kind, n);

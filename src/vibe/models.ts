@@ -15,11 +15,56 @@ import { kerasToOnnx } from './onnx-from-keras.js';
 
 /** The 50 Million Song Dataset tags MusiCNN (MSD) was trained on, in its output order. */
 export const MSD_TAGS = [
-  'rock', 'pop', 'alternative', 'indie', 'electronic', 'female vocalists', 'dance', '00s', 'alternative rock', 'jazz',
-  'beautiful', 'metal', 'chillout', 'male vocalists', 'classic rock', 'soul', 'indie rock', 'Mellow', 'electronica', '80s',
-  'folk', '90s', 'chill', 'instrumental', 'punk', 'oldies', 'blues', 'hard rock', 'ambient', 'acoustic',
-  'experimental', 'female vocalist', 'guitar', 'Hip-Hop', '70s', 'party', 'country', 'easy listening', 'sexy', 'catchy',
-  'funk', 'electro', 'heavy metal', 'Progressive rock', '60s', 'rnb', 'indie pop', 'sad', 'House', 'happy',
+  'rock',
+  'pop',
+  'alternative',
+  'indie',
+  'electronic',
+  'female vocalists',
+  'dance',
+  '00s',
+  'alternative rock',
+  'jazz',
+  'beautiful',
+  'metal',
+  'chillout',
+  'male vocalists',
+  'classic rock',
+  'soul',
+  'indie rock',
+  'Mellow',
+  'electronica',
+  '80s',
+  'folk',
+  '90s',
+  'chill',
+  'instrumental',
+  'punk',
+  'oldies',
+  'blues',
+  'hard rock',
+  'ambient',
+  'acoustic',
+  'experimental',
+  'female vocalist',
+  'guitar',
+  'Hip-Hop',
+  '70s',
+  'party',
+  'country',
+  'easy listening',
+  'sexy',
+  'catchy',
+  'funk',
+  'electro',
+  'heavy metal',
+  'Progressive rock',
+  '60s',
+  'rnb',
+  'indie pop',
+  'sad',
+  'House',
+  'happy',
 ] as const;
 
 /** The lane's MusiCNN vector: its batch-normalised pooling layer (the input of its embedding layer). */
@@ -53,7 +98,9 @@ export async function prepareModel(config: Config): Promise<PreparedModel | { re
 
 /** The converted MusiCNN model under DATA/models, written once per distinct weights file. */
 export function musicnnOnnx(h5Path: string, dataDir: string): Promise<string> {
-  return convertedOnce(h5Path, path.join(dataDir, 'models'), MUSICNN_MODEL.id, (keras) => kerasToOnnx(keras, { embeddingLayer: poolingNormalised(keras.layers) }));
+  return convertedOnce(h5Path, path.join(dataDir, 'models'), MUSICNN_MODEL.id, (keras) =>
+    kerasToOnnx(keras, { embeddingLayer: poolingNormalised(keras.layers) }),
+  );
 }
 
 /**
@@ -93,7 +140,8 @@ function poolingNormalised(layers: KerasLayer[]): string {
   let name = layers.find((l) => l.name === penultimateDense(layers))!.inbound[0];
   for (let l = layers.find((x) => x.name === name); l?.className === 'Dropout'; l = layers.find((x) => x.name === name)) name = l.inbound[0];
   const layer = layers.find((l) => l.name === name);
-  if (layer?.className !== 'BatchNormalization') throw new Error(`the embedding layer reads ${name ?? 'nothing'}, not a batch normalisation of the pooling layer`);
+  if (layer?.className !== 'BatchNormalization')
+    throw new Error(`the embedding layer reads ${name ?? 'nothing'}, not a batch normalisation of the pooling layer`);
   return layer.name;
 }
 

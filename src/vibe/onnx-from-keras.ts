@@ -60,7 +60,7 @@ export function convertGraph(model: KerasModel): ConvertedGraph {
     });
     const w = model.weights.get(layer.name) ?? new Map<string, Weight>();
     if (layer.className === 'InputLayer') {
-      inputShape = layer.config['batch_input_shape'] as (number | null)[];
+      inputShape = layer.config.batch_input_shape as (number | null)[];
       const input = { name: 'input', order: inputShape.map((_, i) => i) };
       layers.set(layer.name, { out: input, beforeActivation: input });
       continue;
@@ -83,7 +83,12 @@ export function encodeModel(c: ConvertedGraph, outputs: { name: string; value: V
     name: 'keras',
     node: g.nodeList(),
     initializer: g.initializerList(),
-    input: [valueInfo('input', c.inputShape.map((d) => d ?? 'batch'))],
+    input: [
+      valueInfo(
+        'input',
+        c.inputShape.map((d) => d ?? 'batch'),
+      ),
+    ],
     output: outputs.map((o) => valueInfo(o.name, undefined)),
   });
   const proto = onnx.ModelProto.create({
@@ -101,7 +106,7 @@ function convertLayer(g: Graph, layer: KerasLayer, ins: Value[], w: Map<string, 
   const rank = x.order.length;
   switch (layer.className) {
     case 'BatchNormalization': {
-      const axisCfg = c['axis'];
+      const axisCfg = c.axis;
       const axis = norm(Array.isArray(axisCfg) ? (axisCfg[0] as number) : (axisCfg as number), rank);
       const channels = (w.get('moving_mean') ?? need(w, 'moving_mean', layer)).data.length;
       // ONNX normalises over axis 1: bring the Keras axis there, the others keep their order.
@@ -110,13 +115,19 @@ function convertLayer(g: Graph, layer: KerasLayer, ins: Value[], w: Map<string, 
       const beta = w.get('beta')?.data ?? new Float32Array(channels);
       const name = g.node(
         'BatchNormalization',
-        [v.name, g.floats(gamma, [channels]), g.floats(beta, [channels]), g.floats(need(w, 'moving_mean', layer).data, [channels]), g.floats(need(w, 'moving_variance', layer).data, [channels])],
-        [attrFloat('epsilon', c['epsilon'] as number)],
+        [
+          v.name,
+          g.floats(gamma, [channels]),
+          g.floats(beta, [channels]),
+          g.floats(need(w, 'moving_mean', layer).data, [channels]),
+          g.floats(need(w, 'moving_variance', layer).data, [channels]),
+        ],
+        [attrFloat('epsilon', c.epsilon as number)],
       );
       return { name, order: v.order };
     }
     case 'Conv2D': {
-      if (c['data_format'] !== 'channels_last' || rank !== 4) throw new Error(`${layer.name}: only channels-last 2-D convolutions are supported`);
+      if (c.data_format !== 'channels_last' || rank !== 4) throw new Error(`${layer.name}: only channels-last 2-D convolutions are supported`);
       const v = g.toOrder(x, NCHW);
       const kernel = need(w, 'kernel', layer);
       const [kh, kw, cin, cout] = kernel.shape as [number, number, number, number];
@@ -124,26 +135,29 @@ function convertLayer(g: Graph, layer: KerasLayer, ins: Value[], w: Map<string, 
       const k = new Float32Array(kernel.data.length);
       for (let a = 0; a < kh; a++)
         for (let b = 0; b < kw; b++)
-          for (let i = 0; i < cin; i++)
-            for (let o = 0; o < cout; o++) k[((o * cin + i) * kh + a) * kw + b] = kernel.data[((a * kw + b) * cin + i) * cout + o]!;
-      const strides = c['strides'] as number[];
-      const dilations = c['dilation_rate'] as number[];
+          for (let i = 0; i < cin; i++) for (let o = 0; o < cout; o++) k[((o * cin + i) * kh + a) * kw + b] = kernel.data[((a * kw + b) * cin + i) * cout + o]!;
+      const strides = c.strides as number[];
+      const dilations = c.dilation_rate as number[];
       const inputs = [v.name, g.floats(k, [cout, cin, kh, kw])];
-      if (c['use_bias'] !== false) inputs.push(g.floats(need(w, 'bias', layer).data, [cout]));
+      if (c.use_bias !== false) inputs.push(g.floats(need(w, 'bias', layer).data, [cout]));
       const pre = g.node('Conv', inputs, [
         attrInts('kernel_shape', [kh, kw]),
         attrInts('strides', strides),
         attrInts('dilations', dilations),
-        attrInts('pads', samePads(c['padding'] as string, [kh, kw], strides, dilations)),
+        attrInts('pads', samePads(c.padding as string, [kh, kw], strides, dilations)),
       ]);
-      return activation(g, { name: pre, order: NCHW }, c['activation'] as string, onPreActivation);
+      return activation(g, { name: pre, order: NCHW }, c.activation as string, onPreActivation);
     }
     case 'MaxPooling2D': {
-      if (c['data_format'] !== 'channels_last' || rank !== 4) throw new Error(`${layer.name}: only channels-last 2-D pooling is supported`);
+      if (c.data_format !== 'channels_last' || rank !== 4) throw new Error(`${layer.name}: only channels-last 2-D pooling is supported`);
       const v = g.toOrder(x, NCHW);
-      const size = c['pool_size'] as number[];
-      const strides = (c['strides'] as number[] | null) ?? size;
-      const name = g.node('MaxPool', [v.name], [attrInts('kernel_shape', size), attrInts('strides', strides), attrInts('pads', samePads(c['padding'] as string, size, strides, [1, 1]))]);
+      const size = c.pool_size as number[];
+      const strides = (c.strides as number[] | null) ?? size;
+      const name = g.node(
+        'MaxPool',
+        [v.name],
+        [attrInts('kernel_shape', size), attrInts('strides', strides), attrInts('pads', samePads(c.padding as string, size, strides, [1, 1]))],
+      );
       return { name, order: NCHW };
     }
     case 'Dense': {
@@ -151,12 +165,12 @@ function convertLayer(g: Graph, layer: KerasLayer, ins: Value[], w: Map<string, 
       const v = g.toOrder(x, [0, 1]);
       const kernel = need(w, 'kernel', layer);
       const inputs = [v.name, g.floats(kernel.data, kernel.shape)];
-      if (c['use_bias'] !== false) inputs.push(g.floats(need(w, 'bias', layer).data, [kernel.shape[1]!]));
+      if (c.use_bias !== false) inputs.push(g.floats(need(w, 'bias', layer).data, [kernel.shape[1]!]));
       const pre = g.node('Gemm', inputs);
-      return activation(g, { name: pre, order: [0, 1] }, c['activation'] as string, onPreActivation);
+      return activation(g, { name: pre, order: [0, 1] }, c.activation as string, onPreActivation);
     }
     case 'Activation':
-      return activation(g, x, c['activation'] as string, () => undefined);
+      return activation(g, x, c.activation as string, () => undefined);
     case 'Dropout':
       return x; // inference: the identity
     case 'Flatten': {
@@ -173,8 +187,8 @@ function convertLayer(g: Graph, layer: KerasLayer, ins: Value[], w: Map<string, 
 
 /** The TensorFlow ops that Keras saved as TensorFlowOpLayer nodes; constant inputs come with them. */
 function tfOp(g: Graph, layer: KerasLayer, ins: Value[]): Value {
-  const def = layer.config['node_def'] as { op: string; input: string[]; attr: Record<string, { list?: { i?: string[] }; b?: boolean }> };
-  const constants = (layer.config['constants'] ?? {}) as Record<string, unknown>;
+  const def = layer.config.node_def as { op: string; input: string[]; attr: Record<string, { list?: { i?: string[] }; b?: boolean }> };
+  const constants = (layer.config.constants ?? {}) as Record<string, unknown>;
   // Tensor inputs are the inbound layers, in order; the other positions are constants.
   const args: (Value | unknown)[] = [];
   let next = 0;
@@ -189,7 +203,7 @@ function tfOp(g: Graph, layer: KerasLayer, ins: Value[]): Value {
       return { name: g.node('Pad', [x.name, g.ints([...begins, ...ends])]), order: x.order };
     }
     case 'Squeeze': {
-      const dims = (def.attr['squeeze_dims']?.list?.i ?? []).map((d) => norm(Number(d), rank));
+      const dims = (def.attr.squeeze_dims?.list?.i ?? []).map((d) => norm(Number(d), rank));
       if (dims.length === 0) throw new Error(`${layer.name}: Squeeze without explicit axes is not supported`);
       const name = g.node('Squeeze', [x.name, g.ints(dims.map((k) => x.order.indexOf(k)))]);
       return { name, order: dropAxes(x.order, dims) };
@@ -208,7 +222,14 @@ function tfOp(g: Graph, layer: KerasLayer, ins: Value[]): Value {
     case 'ConcatV2': {
       const axis = norm(Number(args.at(-1)), rank);
       const parts = (args.slice(0, -1) as Value[]).map((v) => g.toOrder(v, x.order));
-      return { name: g.node('Concat', parts.map((v) => v.name), [attrInt('axis', x.order.indexOf(axis))]), order: x.order };
+      return {
+        name: g.node(
+          'Concat',
+          parts.map((v) => v.name),
+          [attrInt('axis', x.order.indexOf(axis))],
+        ),
+        order: x.order,
+      };
     }
     case 'Add':
     case 'AddV2': {
@@ -219,11 +240,18 @@ function tfOp(g: Graph, layer: KerasLayer, ins: Value[]): Value {
     case 'Max': {
       const raw = args[1];
       const axes = (Array.isArray(raw) ? (raw as number[]) : [raw as number]).map((k) => norm(Number(k), rank));
-      const keep = def.attr['keep_dims']?.b === true;
-      const name = g.node(def.op === 'Mean' ? 'ReduceMean' : 'ReduceMax', [x.name], [
-        attrInts('axes', axes.map((k) => x.order.indexOf(k))),
-        attrInt('keepdims', keep ? 1 : 0),
-      ]);
+      const keep = def.attr.keep_dims?.b === true;
+      const name = g.node(
+        def.op === 'Mean' ? 'ReduceMean' : 'ReduceMax',
+        [x.name],
+        [
+          attrInts(
+            'axes',
+            axes.map((k) => x.order.indexOf(k)),
+          ),
+          attrInt('keepdims', keep ? 1 : 0),
+        ],
+      );
       return { name, order: keep ? x.order : dropAxes(x.order, axes) };
     }
     default:
@@ -305,7 +333,19 @@ export class Graph {
     const key = `${v.name}:${v.order.join(',')}:${want.join(',')}`;
     let t = this.transposes.get(key);
     if (!t) {
-      t = { name: this.node('Transpose', [v.name], [attrInts('perm', want.map((k) => v.order.indexOf(k)))]), order: want };
+      t = {
+        name: this.node(
+          'Transpose',
+          [v.name],
+          [
+            attrInts(
+              'perm',
+              want.map((k) => v.order.indexOf(k)),
+            ),
+          ],
+        ),
+        order: want,
+      };
       this.transposes.set(key, t);
     }
     return t;

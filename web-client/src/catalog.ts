@@ -47,7 +47,8 @@ function askKey(why: string): Promise<string | undefined> {
   });
 }
 
-const keyWanted = () => (storedKey() ? 'The server did not accept that API key. Please enter it again.' : 'Adding and deleting tracks needs the server’s API key.');
+const keyWanted = () =>
+  storedKey() ? 'The server did not accept that API key. Please enter it again.' : 'Adding and deleting tracks needs the server’s API key.';
 
 // --- tracks ----------------------------------------------------------------------------------
 async function load(): Promise<void> {
@@ -71,7 +72,12 @@ async function load(): Promise<void> {
     return load();
   }
   tbody.replaceChildren(...tracks.map(row));
-  count.textContent = total === 0 ? (q ? `No track matches “${q}”.` : 'The catalog is empty.') : `Tracks ${offset + 1}–${offset + tracks.length} of ${total}${q ? ` matching “${q}”` : ''}.`;
+  count.textContent =
+    total === 0
+      ? q
+        ? `No track matches “${q}”.`
+        : 'The catalog is empty.'
+      : `Tracks ${offset + 1}–${offset + tracks.length} of ${total}${q ? ` matching “${q}”` : ''}.`;
   prev.disabled = offset === 0;
   next.disabled = offset + tracks.length >= total;
 }
@@ -198,7 +204,9 @@ async function loadDuplicates(): Promise<void> {
   const titles = new Map(
     await Promise.all(
       ids.map(async (id) => {
-        const t = await fetch(`/api/v1/tracks/${id}`).then((r) => (r.ok ? (r.json() as Promise<Track>) : undefined)).catch(() => undefined);
+        const t = await fetch(`/api/v1/tracks/${id}`)
+          .then((r) => (r.ok ? (r.json() as Promise<Track>) : undefined))
+          .catch(() => undefined);
         return [id, t ? `“${t.title}”` : 'a track since deleted'] as const;
       }),
     ),

@@ -77,7 +77,10 @@ export class ListenSession {
 
   /** Ends the session: the last slice goes out, then `stop`; the server answers and closes. */
   stop(): void {
-    if (!this.ws) return this.finish(); // nothing sent yet
+    if (!this.ws) {
+      this.finish(); // nothing sent yet
+      return;
+    }
     const r = this.recorder;
     if (r && r.state !== 'inactive') {
       r.addEventListener('stop', () => this.sendStop(), { once: true });

@@ -85,7 +85,9 @@ function listen(): void {
           if (continuous && m.status === 'final' && top.id !== lastTrack) {
             lastTrack = top.id;
             const at = m.changed_at_seconds ?? 0;
-            history.append(h('li', {}, h('span', { class: 'when' }, clock(at)), ' ', h('span', { class: 'vibe-title' }, top.title), top.artist ? ` · ${top.artist}` : ''));
+            history.append(
+              h('li', {}, h('span', { class: 'when' }, clock(at)), ' ', h('span', { class: 'vibe-title' }, top.title), top.artist ? ` · ${top.artist}` : ''),
+            );
           }
         } else if (m.type === 'result' && m.lane === 'vibe') {
           view.vibeMatches(m.status, m.matches);
@@ -97,7 +99,11 @@ function listen(): void {
         idle();
         view.waiting('');
         say(detail, true);
-        offerUpload(why === 'unreachable' ? 'Live listening needs a connection to the server. You can upload a recording instead:' : 'Without the microphone, you can upload a recording instead:');
+        offerUpload(
+          why === 'unreachable'
+            ? 'Live listening needs a connection to the server. You can upload a recording instead:'
+            : 'Without the microphone, you can upload a recording instead:',
+        );
       },
       ended(trouble) {
         idle();

@@ -47,9 +47,7 @@ export class ResultView {
       );
       this.confidence = h('dd', {});
       this.position = h('dd', { role: 'timer', 'aria-live': 'off' });
-      this.detail.replaceChildren(
-        h('dl', {}, h('dt', {}, 'Confidence'), this.confidence, h('dt', {}, moving ? 'Position' : 'Clip starts at'), this.position),
-      );
+      this.detail.replaceChildren(h('dl', {}, h('dt', {}, 'Confidence'), this.confidence, h('dt', {}, moving ? 'Position' : 'Clip starts at'), this.position));
     }
     this.confidence!.textContent = percent(m.confidence);
     const seconds = moving ? (m.position_seconds ?? m.offset_seconds) : m.offset_seconds;

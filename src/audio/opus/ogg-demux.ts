@@ -56,22 +56,28 @@ export class OggDemuxer implements OpusDemuxer {
     if (!input.append(bytes)) return packets;
     for (;;) {
       const avail = input.available;
-      if (avail < HEADER_BYTES) return (input.wait(HEADER_BYTES), packets);
+      if (avail < HEADER_BYTES) return this.waitFor(HEADER_BYTES, packets);
       const b = input.unread();
       if (b[0] !== 0x4f || b[1] !== 0x67 || b[2] !== 0x67 || b[3] !== 0x53) throw fail(`no page at byte ${input.offset} (capture pattern "OggS" missing)`);
       if (b[4] !== 0) throw fail(`page at byte ${input.offset} has unknown version ${b[4]}`);
       const segments = b[26]!;
-      if (avail < HEADER_BYTES + segments) return (input.wait(HEADER_BYTES + segments), packets);
+      if (avail < HEADER_BYTES + segments) return this.waitFor(HEADER_BYTES + segments, packets);
       let body = 0;
       for (let i = 0; i < segments; i++) body += b[HEADER_BYTES + i]!;
       const total = HEADER_BYTES + segments + body;
-      if (avail < total) return (input.wait(total), packets);
+      if (avail < total) return this.waitFor(total, packets);
       const page = b.subarray(0, total);
       const view = new DataView(page.buffer, page.byteOffset, total);
       if (view.getUint32(22, true) !== pageCrc(page)) throw fail(`page at byte ${input.offset} fails its CRC check (corrupt data)`);
       this.page(page, view, packets);
       input.consume(total);
     }
+  }
+
+  /** Stops parsing until `bytes` unparsed bytes are at hand; what was parsed so far goes out. */
+  private waitFor(bytes: number, packets: Uint8Array[]): Uint8Array[] {
+    this.input.wait(bytes);
+    return packets;
   }
 
   end(strict: boolean): void {

@@ -24,7 +24,10 @@ export class OpusPcmStream {
   private skip: number | undefined;
   private freed = false;
 
-  private constructor(container: OpusContainer, private readonly decoder: OpusDecoder<16000>) {
+  private constructor(
+    container: OpusContainer,
+    private readonly decoder: OpusDecoder<16000>,
+  ) {
     this.demux = container === 'webm' ? new WebmDemuxer() : new OggDemuxer();
   }
 
@@ -56,14 +59,16 @@ export class OpusPcmStream {
     const head = this.demux.head()!;
     if (this.skip === undefined) {
       // Family 0 is mono or stereo in one stream, all a browser sends; a stereo decoder takes either.
-      if (head.mappingFamily !== 0) throw new AppError('UNSUPPORTED_FORMAT', `multichannel Opus (mapping family ${head.mappingFamily}) is not decoded in process`);
+      if (head.mappingFamily !== 0)
+        throw new AppError('UNSUPPORTED_FORMAT', `multichannel Opus (mapping family ${head.mappingFamily}) is not decoded in process`);
       this.skip = Math.round((head.preSkip * SAMPLE_RATE) / 48000);
     }
     const parts: Float32Array[] = [];
     let total = 0;
     for (const p of packets) {
       if (p.length === 0) continue; // an empty packet carries no audio (a gap)
-      if (p.length > MAX_DECODER_PACKET) throw new AppError('DECODE_FAILED', `Opus packet of ${p.length} bytes (at most ${MAX_DECODER_PACKET} decoded in process)`);
+      if (p.length > MAX_DECODER_PACKET)
+        throw new AppError('DECODE_FAILED', `Opus packet of ${p.length} bytes (at most ${MAX_DECODER_PACKET} decoded in process)`);
       const out = this.decoder.decodeFrame(p);
       if (out.errors.length) throw new AppError('DECODE_FAILED', `corrupt Opus packet: ${out.errors[0]!.message}`);
       const [left, right] = out.channelData as [Float32Array, Float32Array];

@@ -97,14 +97,19 @@ export class WebmDemuxer implements OpusDemuxer {
       if (this.abs === 0 && input.available > 0 && input.unread()[0] !== EBML >>> 24) throw fail('the stream does not begin with an EBML header');
       const id = this.vint(0, true);
       const size = id && this.vint(id.length, false);
-      if (!id || !size) return input.wait(input.available + 1);
+      if (!id || !size) {
+        input.wait(input.available + 1);
+        return;
+      }
       const headerBytes = id.length + size.length;
       // A Cluster of unknown size ends where the next Segment-level element begins; a Segment of
       // unknown size where another EBML stream begins.
       while (this.stack.length && this.stack.at(-1)!.end === Infinity && this.endsUnknown(this.stack.at(-1)!.id, id.value)) this.close();
       const parent = this.stack.at(-1);
       if (!parent && id.value !== EBML && id.value !== SEGMENT && id.value !== VOID) {
-        throw fail(this.abs === 0 ? 'the stream does not begin with an EBML header' : `unexpected element ${hex(id.value)} at byte ${this.abs} outside the Segment`);
+        throw fail(
+          this.abs === 0 ? 'the stream does not begin with an EBML header' : `unexpected element ${hex(id.value)} at byte ${this.abs} outside the Segment`,
+        );
       }
       if (size.value === UNKNOWN) {
         if (id.value !== SEGMENT && id.value !== CLUSTER) throw fail(`element ${hex(id.value)} at byte ${this.abs} has an unknown size`);
@@ -123,7 +128,10 @@ export class WebmDemuxer implements OpusDemuxer {
         continue;
       }
       if (size.value > MAX_LEAF_BYTES) throw fail(`element ${hex(id.value)} at byte ${this.abs} claims ${size.value} bytes`);
-      if (input.available < headerBytes + size.value) return input.wait(headerBytes + size.value); // the whole leaf
+      if (input.available < headerBytes + size.value) {
+        input.wait(headerBytes + size.value); // the whole leaf
+        return;
+      }
       const data = input.unread().subarray(headerBytes, headerBytes + size.value);
       const at = this.abs;
       input.consume(headerBytes + size.value);
@@ -147,7 +155,7 @@ export class WebmDemuxer implements OpusDemuxer {
     if (first === 0 || length > (isId ? 4 : 8)) throw fail(`invalid ${isId ? 'element ID' : 'element size'} at byte ${offset}`);
     if (at + length > buf.length) return undefined;
     let value = isId ? first : first & (0xff >> length);
-    let allOnes = value === (0xff >> length);
+    let allOnes = value === 0xff >> length;
     for (let i = 1; i < length; i++) {
       const b = buf[at + i]!;
       value = value * 256 + b;
@@ -161,7 +169,8 @@ export class WebmDemuxer implements OpusDemuxer {
   private opened(id: number): void {
     if (id === TRACKS) this.sawTracks = true;
     if (id === TRACK_ENTRY) this.entry = {};
-    if ((id === CLUSTER || id === BLOCK_GROUP) && this.track === undefined) this.noOpus(this.sawTracks ? 'the Tracks element holds no A_OPUS track' : 'audio blocks come before the Tracks element');
+    if ((id === CLUSTER || id === BLOCK_GROUP) && this.track === undefined)
+      this.noOpus(this.sawTracks ? 'the Tracks element holds no A_OPUS track' : 'audio blocks come before the Tracks element');
   }
 
   private close(): void {

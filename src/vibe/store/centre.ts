@@ -45,7 +45,7 @@ export function include(m: Moments, v: Float32Array, sign: 1 | -1): void {
  */
 export function centreFor(m: Moments, current: Float32Array | undefined): Float32Array {
   const dim = m.sum.length;
-  if (m.count < 2) return current && current.every((x) => x === 0) ? current : new Float32Array(dim);
+  if (m.count < 2) return current?.every((x) => x === 0) ? current : new Float32Array(dim);
   const mean = Float32Array.from(m.sum, (s) => s / m.count);
   if (!current) return mean;
   let meanSq = 0;

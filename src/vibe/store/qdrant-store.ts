@@ -8,7 +8,18 @@
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { AppError } from '../../base/errors.js';
 import { centreFor, centredUnit, emptyMoments, include, unit, type Moments } from './centre.js';
-import { assertSpace, parseKey, pointKey, type Found, type Query, type VectorHit, type VectorKind, type VectorPoint, type VectorSpace, type VectorStore } from './vector-store.js';
+import {
+  assertSpace,
+  parseKey,
+  pointKey,
+  type Found,
+  type Query,
+  type VectorHit,
+  type VectorKind,
+  type VectorPoint,
+  type VectorSpace,
+  type VectorStore,
+} from './vector-store.js';
 
 interface Payload {
   track_id: string;
@@ -136,7 +147,7 @@ export class QdrantStore implements VectorStore {
     assertSpace(await this.space(), space, this.where);
     const ids = hits.map((h) => pointKey(h.fpId, h.kind, h.startSeconds));
     const points = await this.call(() => this.client.retrieve(this.collection, { ids, with_vector: ['centred'], with_payload: false }));
-    const byId = new Map(points.map((p) => [Number(p.id), (p.vector as Record<string, number[]> | undefined)?.['centred']]));
+    const byId = new Map(points.map((p) => [Number(p.id), (p.vector as Record<string, number[]> | undefined)?.centred]));
     return ids.map((id) => {
       const v = byId.get(id);
       if (!v) throw new AppError('NOT_FOUND', `no vector ${id} in ${this.where}`);
@@ -174,7 +185,9 @@ export class QdrantStore implements VectorStore {
   private centring(info: CollectionInfo, dim: number): Centring {
     const saved = (info.config as { metadata?: { centring?: Record<VectorKind, SavedKind> } }).metadata?.centring;
     const read = (s: SavedKind | undefined) =>
-      s ? { centre: Float32Array.from(s.centre), moments: { count: s.count, sum: Float64Array.from(s.sum), squares: s.squares } } : { centre: new Float32Array(dim), moments: emptyMoments(dim) };
+      s
+        ? { centre: Float32Array.from(s.centre), moments: { count: s.count, sum: Float64Array.from(s.sum), squares: s.squares } }
+        : { centre: new Float32Array(dim), moments: emptyMoments(dim) };
     return { track: read(saved?.track), chunk: read(saved?.chunk) };
   }
 
@@ -190,7 +203,9 @@ export class QdrantStore implements VectorStore {
       out[kind] = centre;
       if (centre === current) continue;
       const updates: { id: number; vector: { centred: number[] } }[] = [];
-      await this.scroll({ must: [{ key: 'kind', match: { value: kind } }] }, ['raw'], (p) => updates.push({ id: p.id, vector: { centred: Array.from(centredUnit(rawOf(p.vector), centre)) } }));
+      await this.scroll({ must: [{ key: 'kind', match: { value: kind } }] }, ['raw'], (p) =>
+        updates.push({ id: p.id, vector: { centred: Array.from(centredUnit(rawOf(p.vector), centre)) } }),
+      );
       for (let i = 0; i < updates.length; i += UPSERT_BATCH) {
         const points = updates.slice(i, i + UPSERT_BATCH);
         await this.call(() => this.client.updateVectors(this.collection, { wait: true, points }));
@@ -208,10 +223,16 @@ export class QdrantStore implements VectorStore {
   }
 
   /** Every point matching a filter, with the named vectors asked for. */
-  private async scroll(filter: Record<string, unknown>, vectors: string[], each: (p: { id: number; kind: VectorKind; vector: unknown }) => void): Promise<void> {
+  private async scroll(
+    filter: Record<string, unknown>,
+    vectors: string[],
+    each: (p: { id: number; kind: VectorKind; vector: unknown }) => void,
+  ): Promise<void> {
     let offset: string | number | undefined | null;
     do {
-      const page = await this.call(() => this.client.scroll(this.collection, { filter, limit: 256, offset: offset ?? undefined, with_payload: ['kind'], with_vector: vectors }));
+      const page = await this.call(() =>
+        this.client.scroll(this.collection, { filter, limit: 256, offset: offset ?? undefined, with_payload: ['kind'], with_vector: vectors }),
+      );
       for (const p of page.points) each({ id: Number(p.id), kind: (p.payload as unknown as Payload).kind, vector: p.vector });
       offset = page.next_page_offset as string | number | null | undefined;
     } while (offset !== null && offset !== undefined);
@@ -238,7 +259,10 @@ export class QdrantStore implements VectorStore {
         metadata: { embedding_model: space.id },
       }),
     );
-    for (const [field, schema] of [['fp_id', 'integer'], ['kind', 'keyword']] as const) {
+    for (const [field, schema] of [
+      ['fp_id', 'integer'],
+      ['kind', 'keyword'],
+    ] as const) {
       await this.call(() => this.client.createPayloadIndex(this.collection, { wait: true, field_name: field, field_schema: schema }));
     }
     this.exists = true;
@@ -256,5 +280,5 @@ export class QdrantStore implements VectorStore {
 }
 
 function rawOf(vector: unknown): Float32Array {
-  return Float32Array.from((vector as Record<string, number[]> | undefined)?.['raw'] ?? []);
+  return Float32Array.from((vector as Record<string, number[]> | undefined)?.raw ?? []);
 }

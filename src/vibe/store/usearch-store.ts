@@ -26,7 +26,18 @@ import { Channel } from '../../base/channel.js';
 import { AppError } from '../../base/errors.js';
 import { isAlive } from '../../base/process.js';
 import { centreFor, centredUnit, momentsOf, unit } from './centre.js';
-import { assertSpace, parseKey, pointKey, type Found, type Query, type VectorHit, type VectorKind, type VectorPoint, type VectorSpace, type VectorStore } from './vector-store.js';
+import {
+  assertSpace,
+  parseKey,
+  pointKey,
+  type Found,
+  type Query,
+  type VectorHit,
+  type VectorKind,
+  type VectorPoint,
+  type VectorSpace,
+  type VectorStore,
+} from './vector-store.js';
 
 const KINDS: readonly VectorKind[] = ['track', 'chunk'];
 const MANIFEST = 'manifest.json';
@@ -199,17 +210,17 @@ export class UsearchStore implements VectorStore {
         const file = (name: string) => path.join(this.dir, `${name}-${m.generation}`);
         // Read off the event loop: the vectors file is 6 KB a vector.
         const [keys, all, centres] = await Promise.all([
-          readFile(file('keys') + '.bin').then((b) => floats(b, Float64Array)),
-          readFile(file('vectors') + '.bin').then((b) => floats(b, Float32Array)),
-          readFile(file('centres') + '.bin').then((b) => floats(b, Float32Array)),
+          readFile(`${file('keys')}.bin`).then((b) => floats(b, Float64Array)),
+          readFile(`${file('vectors')}.bin`).then((b) => floats(b, Float32Array)),
+          readFile(`${file('centres')}.bin`).then((b) => floats(b, Float32Array)),
         ]);
         const vectors = noVectors();
         keys.forEach((k, i) => vectors[parseKey(k).kind].set(k, all.subarray(i * space.dim, (i + 1) * space.dim)));
         const indexed = Object.fromEntries(
           KINDS.map((kind, i) => {
             const index = newIndex(space.dim);
-            if (inMemory) index.load(file(`${kind}s`) + '.usearch');
-            else index.view(file(`${kind}s`) + '.usearch');
+            if (inMemory) index.load(`${file(`${kind}s`)}.usearch`);
+            else index.view(`${file(`${kind}s`)}.usearch`);
             return [kind, { centre: centres.subarray(i * space.dim, (i + 1) * space.dim), index }];
           }),
         ) as Loaded['indexed'];
@@ -233,25 +244,29 @@ export class UsearchStore implements VectorStore {
         const size = next.vectors.track.size + next.vectors.chunk.size;
         // An emptied store forgets its space: the next vectors may be of any model.
         const space = size > 0 ? next.space : undefined;
-        const indexed = space ? (Object.fromEntries(KINDS.map((kind) => [kind, reindex(space.dim, s.vectors[kind], next.vectors[kind], s.indexed?.[kind])])) as Loaded['indexed']) : undefined;
+        const indexed = space
+          ? (Object.fromEntries(KINDS.map((kind) => [kind, reindex(space.dim, s.vectors[kind], next.vectors[kind], s.indexed?.[kind])])) as Loaded['indexed'])
+          : undefined;
         // The indexes may have been updated in place, so the state follows them at once; a write
         // that fails reloads the committed generation.
-        this.state = space ? { generation: s.generation, space, vectors: next.vectors, indexed, inMemory: true } : { generation: s.generation, space: undefined, vectors: noVectors(), indexed: undefined, inMemory: true };
+        this.state = space
+          ? { generation: s.generation, space, vectors: next.vectors, indexed, inMemory: true }
+          : { generation: s.generation, space: undefined, vectors: noVectors(), indexed: undefined, inMemory: true };
         try {
           if (space && indexed) {
             const file = (name: string) => path.join(this.dir, `${name}-${generation}`);
             for (const kind of KINDS) {
-              indexed[kind].index.save(file(`${kind}s`) + '.usearch');
-              await syncFile(file(`${kind}s`) + '.usearch');
+              indexed[kind].index.save(`${file(`${kind}s`)}.usearch`);
+              await syncFile(`${file(`${kind}s`)}.usearch`);
             }
             const entries = KINDS.flatMap((kind) => [...next.vectors[kind]]);
             const all = new Float32Array(entries.length * space.dim);
             entries.forEach(([, v], i) => all.set(v, i * space.dim));
-            await writeDurably(file('keys') + '.bin', bytes(Float64Array.from(entries, ([k]) => k)));
-            await writeDurably(file('vectors') + '.bin', bytes(all));
+            await writeDurably(`${file('keys')}.bin`, bytes(Float64Array.from(entries, ([k]) => k)));
+            await writeDurably(`${file('vectors')}.bin`, bytes(all));
             const centres = new Float32Array(KINDS.length * space.dim);
             KINDS.forEach((kind, i) => centres.set(indexed[kind].centre, i * space.dim));
-            await writeDurably(file('centres') + '.bin', bytes(centres));
+            await writeDurably(`${file('centres')}.bin`, bytes(centres));
           }
           await writeDurably(path.join(this.dir, `${MANIFEST}.tmp`), JSON.stringify({ generation, ...(space ? { space } : {}) } satisfies Manifest));
           await rename(path.join(this.dir, `${MANIFEST}.tmp`), path.join(this.dir, MANIFEST));
@@ -304,21 +319,35 @@ export class UsearchStore implements VectorStore {
         rmSync(file, { force: true });
         continue;
       }
-      if (Date.now() > deadline) throw new AppError('INTERNAL', `the vibe index in ${this.dir} stayed locked by process ${holder} for ${LOCK_WAIT_MS / 1000} s`);
+      if (Date.now() > deadline)
+        throw new AppError('INTERNAL', `the vibe index in ${this.dir} stayed locked by process ${holder} for ${LOCK_WAIT_MS / 1000} s`);
       await sleep(20);
     }
   }
 }
 
 function newIndex(dim: number): Index {
-  return new usearch.Index({ dimensions: dim, metric: usearch.MetricKind.Cos, quantization: usearch.ScalarKind.F16, connectivity: 16, expansion_add: 128, expansion_search: 64, multi: false });
+  return new usearch.Index({
+    dimensions: dim,
+    metric: usearch.MetricKind.Cos,
+    quantization: usearch.ScalarKind.F16,
+    connectivity: 16,
+    expansion_add: 128,
+    expansion_search: 64,
+    multi: false,
+  });
 }
 
 /**
  * A kind's index for its new vectors: the old one brought up to date while the centre holds (only
  * the vectors that changed are removed and added), built anew about the new mean when it moved.
  */
-function reindex(dim: number, before: Map<number, Float32Array>, after: Map<number, Float32Array>, old: { centre: Float32Array; index: Index } | undefined): { centre: Float32Array; index: Index } {
+function reindex(
+  dim: number,
+  before: Map<number, Float32Array>,
+  after: Map<number, Float32Array>,
+  old: { centre: Float32Array; index: Index } | undefined,
+): { centre: Float32Array; index: Index } {
   const centre = centreFor(momentsOf(dim, after.values()), old?.centre);
   const rebuild = !old || centre !== old.centre;
   const index = rebuild ? newIndex(dim) : old.index;
@@ -329,12 +358,20 @@ function reindex(dim: number, before: Map<number, Float32Array>, after: Map<numb
   const fresh = [...after].filter(([k, v]) => rebuild || before.get(k) !== v);
   // One thread: a batch added by several threads at once sometimes leaves a vector that search
   // never reaches (a store of 49 random vectors missed one 1 time in 6).
-  if (fresh.length > 0) index.add(BigUint64Array.from(fresh, ([k]) => BigInt(k)), fresh.map(([, v]) => centredUnit(v, centre)), 1);
+  if (fresh.length > 0)
+    index.add(
+      BigUint64Array.from(fresh, ([k]) => BigInt(k)),
+      fresh.map(([, v]) => centredUnit(v, centre)),
+      1,
+    );
   return { centre, index };
 }
 
 /** A file's bytes as numbers, copied only when the buffer's offset is not aligned for them. */
-function floats<T extends Float32Array | Float64Array>(raw: Buffer, type: { new (b: ArrayBufferLike, offset: number, length: number): T; BYTES_PER_ELEMENT: number }): T {
+function floats<T extends Float32Array | Float64Array>(
+  raw: Buffer,
+  type: { new (b: ArrayBufferLike, offset: number, length: number): T; BYTES_PER_ELEMENT: number },
+): T {
   const b = raw.byteOffset % type.BYTES_PER_ELEMENT === 0 ? raw : new Uint8Array(raw);
   return new type(b.buffer, b.byteOffset, b.byteLength / type.BYTES_PER_ELEMENT);
 }
@@ -381,7 +418,8 @@ class WriterThread {
   constructor(private readonly dataDir: string) {}
 
   run(w: WriteOp): Promise<void> {
-    const { worker, channel } = (this.thread ??= this.start());
+    this.thread ??= this.start();
+    const { worker, channel } = this.thread;
     if (channel.size() === 0) worker.ref();
     const done = channel.call(w).then(
       () => this.settled(),

@@ -9,8 +9,10 @@ const store = UsearchStore.open((workerData as { dataDir: string }).dataDir, { w
 // One at a time, in order of arrival: each write waits for the one before it.
 let queue: Promise<unknown> = Promise.resolve();
 servePort<WriteOp, null>(parentPort!, (id, write, out) => {
-  queue = queue.then(() => store.perform(write)).then(
-    () => out.reply(id, null),
-    (e: unknown) => out.fail(id, e),
-  );
+  queue = queue
+    .then(() => store.perform(write))
+    .then(
+      () => out.reply(id, null),
+      (e: unknown) => out.fail(id, e),
+    );
 });
