@@ -77,7 +77,9 @@ export function wsCloseCode(code: ErrorCode): number {
 export function publicError(e: unknown, context: Record<string, unknown> = {}): { code: ErrorCode; message: string } {
   if (e instanceof AppError && e.isPublic()) return { code: e.code, message: e.message };
   const ref = typeof context.requestId === 'string' ? context.requestId : randomUUID();
-  log.error('internal error', { ...context, ref, error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+  const text = (x: unknown) => (x instanceof Error ? (x.stack ?? x.message) : String(x));
+  const cause = e instanceof Error && e.cause !== undefined ? { cause: text(e.cause) } : {};
+  log.error('internal error', { ...context, ref, error: text(e), ...cause });
   return { code: 'INTERNAL', message: `internal error (ref ${ref})` };
 }
 
