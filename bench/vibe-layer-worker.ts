@@ -3,7 +3,9 @@
 // (embed-worker.ts), so that the two models' costs compare.
 import * as ort from 'onnxruntime-node';
 import { workerData } from 'node:worker_threads';
+import { concatFloat32 } from '../src/base/arrays.js';
 import { task } from '../src/base/channel.js';
+import { lazySession } from '../src/vibe/session.js';
 import { musicnnPatches } from '../src/vibe/inputs.js';
 
 export interface LayerWorkerData {
@@ -24,16 +26,10 @@ export interface LayerUnits {
 }
 
 const data = workerData as LayerWorkerData;
-let session: Promise<ort.InferenceSession> | undefined;
+const session = lazySession(data.onnxPath);
 
 export default task(async (job: LayerTask): Promise<LayerUnits> => {
-  session ??= ort.InferenceSession.create(data.onnxPath, {
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  });
-  const s = await session;
+  const s = await session();
   const units = musicnnPatches(job.pcm);
   const size = units.shape.slice(1).reduce((a, b) => a * b, 1);
   const vectors: Float32Array[] = [];
@@ -46,16 +42,6 @@ export default task(async (job: LayerTask): Promise<LayerUnits> => {
     tags.push(out.output!.data as Float32Array);
     for (const name of data.layerOutputs) layers.push(out[name]!.data as Float32Array);
   }
-  const l = concat(layers);
-  return { starts: units.starts, vectors: concat(vectors), tags: concat(tags), layerDim: l.length / units.starts.length, layers: l };
+  const l = concatFloat32(layers);
+  return { starts: units.starts, vectors: concatFloat32(vectors), tags: concatFloat32(tags), layerDim: l.length / units.starts.length, layers: l };
 });
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { Config } from '../src/base/config.js';
 import { startServer, type RunningServer } from '../src/serve.js';
 import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack, CLIP_DIR } from '../tools/corpus.js';
-import { smallCorpusSplit, tempDataDir } from './fixtures.js';
+import { smallCorpusSplit, tempDataDir, TrackInfo } from './fixtures.js';
 
 const KEY = 'test-key-0123456789abcdef';
 const run = promisify(execFile);
@@ -20,15 +20,6 @@ let config: Config;
 let catalog: CorpusTrack[];
 let outside: CorpusTrack[];
 
-const TrackInfo = z.object({
-  id: z.string().uuid(),
-  title: z.string(),
-  artist: z.string().nullable(),
-  album: z.string().nullable(),
-  duration_seconds: z.number(),
-  file_name: z.string(),
-  ingested_at: z.string(),
-});
 const SearchResponse = z.object({
   request_id: z.string().uuid(),
   query_duration_ms: z.number(),

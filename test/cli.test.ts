@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { test } from 'node:test';
 import { z } from 'zod';
 import { CACHE_DIR, CONDITIONS, makeClip } from '../tools/corpus.js';
-import { cliEnv, smallCorpusSplit, tempDataDir } from './fixtures.js';
+import { cliEnv, smallCorpusSplit, tempDataDir, TrackInfo } from './fixtures.js';
 
 const run = promisify(execFile);
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'main.js');
@@ -19,14 +19,7 @@ const IdentifyLine = z.object({
   file: z.string(),
   matches: z.array(
     z.object({
-      track: z.object({
-        id: z.string().uuid(),
-        title: z.string(),
-        artist: z.string().nullable(),
-        album: z.string().nullable(),
-        duration_seconds: z.number(),
-        file_name: z.string(),
-      }),
+      track: TrackInfo,
       confidence: z.number().min(0).max(1),
       offset_seconds: z.number(),
       aligned_hashes: z.number().int(),

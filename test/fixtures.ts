@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { mkdtemp } from 'node:fs/promises';
 import postgres from 'postgres';
+import { z } from 'zod';
 import { loadConfig, type Config } from '../src/base/config.js';
 import { setLogLevel } from '../src/base/log.js';
 import { fetchCorpus, type CorpusTrack } from '../tools/corpus.js';
@@ -71,3 +72,14 @@ export async function smallCorpusSplit(): Promise<{ catalog: CorpusTrack[]; outs
 export function musicnnMissing(): string | undefined {
   return loadConfig({}).musicnnH5 ? undefined : 'the MusiCNN weights (../shared/models/musicnn/MSD_musicnn.h5 or AUDIO_IDENT_MUSICNN_H5) are absent';
 }
+
+/** A track as clients see it (the API and the CLI's --json), written here apart from the server's own schema. */
+export const TrackInfo = z.object({
+  id: z.string().uuid(),
+  title: z.string(),
+  artist: z.string().nullable(),
+  album: z.string().nullable(),
+  duration_seconds: z.number(),
+  file_name: z.string(),
+  ingested_at: z.string(),
+});

@@ -8,6 +8,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { promisify } from 'node:util';
+import { concatFloat32 } from '../src/base/arrays.js';
 import { isAppError } from '../src/base/errors.js';
 import { decodeBuffer, decodeFile } from '../src/audio/decode.js';
 import { decodeOpusFile, OpusPcmStream, type OpusContainer } from '../src/audio/opus/opus-decode.js';
@@ -49,13 +50,7 @@ async function decodeInPieces(data: Uint8Array, container: OpusContainer, seed: 
   } finally {
     s.free();
   }
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatFloat32(parts);
 }
 
 /** Correlation over the common length, and the median over 1 s segments of signal-to-difference in dB. */

@@ -3,7 +3,9 @@
 // here too, so the event loop only copies buffers.
 import * as ort from 'onnxruntime-node';
 import { workerData } from 'node:worker_threads';
+import { concatFloat32 } from '../base/arrays.js';
 import { task } from '../base/channel.js';
+import { lazySession } from './session.js';
 import { clapWindows, musicnnPatches, type Units } from './inputs.js';
 import type { ModelKind } from './models.js';
 
@@ -33,16 +35,10 @@ export interface UnitOutputs {
 const BATCH = 1;
 
 const data = workerData as WorkerData;
-let session: Promise<ort.InferenceSession> | undefined;
+const session = lazySession(data.onnxPath);
 
 export default task(async (job: WorkerTask): Promise<UnitOutputs> => {
-  session ??= ort.InferenceSession.create(data.onnxPath, {
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  });
-  const s = await session;
+  const s = await session();
   const units: Units = data.kind === 'musicnn' ? musicnnPatches(job.pcm) : clapWindows(job.pcm);
   const count = units.starts.length;
   const unitSize = units.shape.slice(1).reduce((a, b) => a * b, 1);
@@ -57,18 +53,8 @@ export default task(async (job: WorkerTask): Promise<UnitOutputs> => {
     vectors.push(out[vectorName]!.data as Float32Array);
     if (tagName) tags.push(out[tagName]!.data as Float32Array);
   }
-  const v = concat(vectors);
-  const t = concat(tags);
+  const v = concatFloat32(vectors);
+  const t = concatFloat32(tags);
   const result: UnitOutputs = { count, starts: units.starts, dim: v.length / count, vectors: v, tagCount: t.length / count, tags: t };
   return result;
 });
-
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
