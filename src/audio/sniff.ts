@@ -2,7 +2,7 @@
 
 export type AudioFormat = 'wav' | 'mp3' | 'ogg' | 'flac' | 'webm' | 'mp4' | 'aac';
 
-/** Bytes needed to recognise every format below (ID3 tags are skipped by size, see sniffFormat). */
+/** Bytes needed to recognise every format below (an ID3 tag is taken for MP3 without looking past it). */
 export const SNIFF_BYTES = 64;
 
 export function sniffFormat(head: Uint8Array): AudioFormat | null {

@@ -106,7 +106,9 @@ export interface ThreadPort<R> {
  */
 export function servePort<Q, R>(port: MessagePort, handle: (id: number, msg: Q, out: ThreadPort<R>) => void | Promise<void>): ThreadPort<R> {
   const out: ThreadPort<R> = {
-    reply: (id, reply, o = {}) => port.postMessage({ id, reply, last: o.last ?? true } satisfies Reply<R>, o.transfer ?? []),
+    reply: (id, reply, o = {}) => {
+      port.postMessage({ id, reply, last: o.last ?? true } satisfies Reply<R>, o.transfer ?? []);
+    },
     fail: (id, e) => port.postMessage({ id, error: toWire(e, { stream: id }) } satisfies Reply<R>),
   };
   port.on('message', ({ id, msg }: Request<Q>) => {

@@ -2,9 +2,12 @@
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 type Labels = Record<string, string>;
+/** A label value in the text format: backslash, double quote and newline escaped. */
+const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+
 const key = (labels: Labels) =>
   Object.entries(labels)
-    .map(([k, v]) => `${k}="${v.replace(/["\\\n]/g, '_')}"`)
+    .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
     .join(',');
 
 export class Metrics {
