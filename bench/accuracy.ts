@@ -1,6 +1,6 @@
 // Accuracy benchmark of the exact lane (npm run bench:accuracy [-- --scale 10]).
 // Indexes the full shared corpus minus 30 tracks kept out as non-catalog material, then
-// identifies 5 s excerpts under the degradations of test/corpus.ts: 2 per indexed track, and
+// identifies 5 s excerpts under the degradations of tools/corpus.ts: 2 per indexed track, and
 // 200 from the kept-out tracks as negatives; then, as a wider test of false positives, every 5 s
 // excerpt of the kept-out tracks, 2.5 s apart, clean. Prints Markdown tables.
 import { createHash } from 'node:crypto';

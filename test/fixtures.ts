@@ -83,3 +83,6 @@ export const TrackInfo = z.object({
   file_name: z.string(),
   ingested_at: z.string(),
 });
+
+/** Debian's Chromium, the real browser the web and live-listening tests drive. */
+export const CHROMIUM = process.env.AUDIO_IDENT_CHROMIUM ?? '/usr/bin/chromium';

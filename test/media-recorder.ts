@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { CHROMIUM } from './fixtures.js';
 
 const page = (seconds: number) => `<!doctype html><script>
 (async () => {
@@ -59,7 +60,7 @@ export async function recordWithChromium(wav: string, seconds: number): Promise<
           '--autoplay-policy=no-user-gesture-required',
           `--user-data-dir=${profile}`,
         ];
-        chrome = spawn(process.env.CHROMIUM_PATH ?? 'chromium', [...flags, `http://127.0.0.1:${(server.address() as AddressInfo).port}/`], {
+        chrome = spawn(CHROMIUM, [...flags, `http://127.0.0.1:${(server.address() as AddressInfo).port}/`], {
           stdio: ['ignore', 'ignore', 'pipe'],
           detached: true,
         });

@@ -15,10 +15,9 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { startServer, type RunningServer } from '../src/serve.js';
 import { serveWebClient, WEB_DIR } from '../src/http/web.js';
 import { type CorpusTrack, CLIP_DIR } from '../tools/corpus.js';
-import { smallCorpusSplit, tempDataDir } from './fixtures.js';
+import { CHROMIUM, smallCorpusSplit, tempDataDir } from './fixtures.js';
 
 const run = promisify(execFile);
-const CHROMIUM = process.env.AUDIO_IDENT_CHROMIUM ?? '/usr/bin/chromium';
 const KEY = 'web-test-key-0123456789';
 const ARTIFACTS = process.env.AUDIO_IDENT_CACHE_DIR
   ? path.join(process.env.AUDIO_IDENT_CACHE_DIR, 'artifacts', 'web')

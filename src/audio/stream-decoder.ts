@@ -1,5 +1,5 @@
 // Per-session decoding of streamed audio to 16 kHz mono float PCM, all in process: Opus in WebM
-// or Ogg through our demultiplexers and a WebAssembly libopus (src/pipeline/opus-decode.ts, the
+// or Ogg through our demultiplexers and a WebAssembly libopus (audio/opus/opus-decode.ts, the
 // same code that decodes uploaded clips), pcm-f32le converted directly. A session holds no
 // process, pipe or descriptor: its cost is its CPU time and a few megabytes.
 import { AppError, toAppError } from '../base/errors.js';

@@ -200,7 +200,7 @@ export class Engine {
     return this.raw.absolute(track.raw_path);
   }
 
-  /** What every store holds: the crash tests and health checks compare them. */
+  /** What every store holds, so that checks (the crash tests) can compare them. */
   async inventory(): Promise<Inventory> {
     const [{ tracks }, unsettled, embedded, originals, staged] = await Promise.all([
       this.catalog.list(),

@@ -5,7 +5,7 @@
 //   final:       the leader verifies as a clip would (at least 1.5 s compared) and has held at
 //                the same place in the same track over two evaluations.
 // Decisions name catalog tracks by fingerprint number only: it runs in a matching thread
-// (server/match-worker.ts), beside the index and away from the catalog, and its owner attaches the rows.
+// (match-worker.ts), beside the index and away from the catalog, and its owner attaches the rows.
 import type { AppError } from '../base/errors.js';
 import { SAMPLE_RATE } from '../audio/decode.js';
 import { FRAME_SECONDS, FingerprintStream, type Fingerprint } from './fingerprint.js';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Context, Env, Hono } from 'hono';
 
-/** dist/src/server -> dist/web. */
+/** dist/src/http -> dist/web. */
 export const WEB_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'web');
 
 const PAGES: Record<string, string> = { '/': 'index.html', '/catalog': 'catalog.html' };
