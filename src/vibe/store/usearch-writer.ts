@@ -6,13 +6,8 @@ import { UsearchStore, type WriteOp } from './usearch-store.js';
 
 const store = UsearchStore.open((workerData as { dataDir: string }).dataDir, { writeHere: true });
 
-// One at a time, in order of arrival: each write waits for the one before it.
-let queue: Promise<unknown> = Promise.resolve();
-servePort<WriteOp, null>(parentPort!, (id, write, out) => {
-  queue = queue
-    .then(() => store.perform(write))
-    .then(
-      () => out.reply(id, null),
-      (e: unknown) => out.fail(id, e),
-    );
+// The store itself does its writes one at a time, in order of arrival.
+servePort<WriteOp, null>(parentPort!, async (id, write, out) => {
+  await store.perform(write);
+  out.reply(id, null);
 });
