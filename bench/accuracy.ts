@@ -138,7 +138,9 @@ async function main() {
     const closestWrong = Math.min(...[...scored, ...wide].filter((s) => s.aligned >= A && !s.rightTrack).map((s) => s.ber));
     const lines: string[] = [];
     lines.push(
-      `Catalog: ${catalog.length} tracks, ${hours.toFixed(2)} h; ${KEPT_OUT} tracks kept out; ${CLIP_SECONDS} s clips; acceptance: at least ${A} distinct aligned hashes and a sketch bit error rate of at most ${B} (lowest bit error rate of an answer naming a wrong track here: ${closestWrong.toFixed(3)}).`,
+      `Catalog: ${catalog.length} tracks, ${hours.toFixed(2)} h; ${KEPT_OUT} tracks kept out; ${CLIP_SECONDS} s clips; acceptance: at least ${A} distinct ` +
+        `aligned hashes and a sketch bit error rate of at most ${B} (lowest bit error rate of an answer naming a wrong track here: ` +
+        `${closestWrong.toFixed(3)}).`,
     );
     lines.push('');
     lines.push('| condition | top-1 accuracy | of which at a repeat | wrong answers (positives) | false positives (negatives) |');
@@ -149,7 +151,8 @@ async function main() {
       const neg = s.filter((x) => !x.q.truth);
       const acc = pos.filter((x) => x.correct && accepted(x)).length / pos.length;
       lines.push(
-        `| ${c.name} | ${(100 * acc).toFixed(1)}% (${pos.length}) | ${pos.filter((x) => x.repeat && accepted(x)).length} | ${pos.filter((x) => !x.correct && accepted(x)).length} | ${neg.filter((x) => accepted(x)).length} / ${neg.length} |`,
+        `| ${c.name} | ${(100 * acc).toFixed(1)}% (${pos.length}) | ${pos.filter((x) => x.repeat && accepted(x)).length} | ` +
+          `${pos.filter((x) => !x.correct && accepted(x)).length} | ${neg.filter((x) => accepted(x)).length} / ${neg.length} |`,
       );
     }
     lines.push(`| every 5 s excerpt of the kept-out tracks, 2.5 s apart, clean | - | - | - | ${wide.filter((x) => accepted(x)).length} / ${wide.length} |`);
@@ -162,14 +165,17 @@ async function main() {
     lines.push('|---|---|');
     lines.push(`| query CPU per 5 s clip, decode excluded (median / p95) | ${median(cpu).toFixed(1)} ms / ${quantile(cpu, 0.95).toFixed(1)} ms |`);
     lines.push(
-      `| ... of clips answered / not answered (median / p95) | ${median(answered).toFixed(1)} / ${quantile(answered, 0.95).toFixed(1)} ms; ${median(unanswered).toFixed(1)} / ${quantile(unanswered, 0.95).toFixed(1)} ms |`,
+      `| ... of clips answered / not answered (median / p95) | ${median(answered).toFixed(1)} / ${quantile(answered, 0.95).toFixed(1)} ms; ` +
+        `${median(unanswered).toFixed(1)} / ${quantile(unanswered, 0.95).toFixed(1)} ms |`,
     );
     lines.push(
-      `| index size | ${(st.bytes / 2 ** 20).toFixed(1)} MB = ${(st.bytes / 2 ** 20 / hours).toFixed(2)} MB per hour (${(st.postings / ing.audioSeconds).toFixed(0)} hashes/s) |`,
+      `| index size | ${(st.bytes / 2 ** 20).toFixed(1)} MB = ${(st.bytes / 2 ** 20 / hours).toFixed(2)} MB per hour ` +
+        `(${(st.postings / ing.audioSeconds).toFixed(0)} hashes/s) |`,
     );
     lines.push(`| fingerprint extraction, one core (median of 5) | ${median(speeds).toFixed(0)}x real time |`);
     lines.push(
-      `| end-to-end ingest (decode included, ${os.availableParallelism()} cores) | ${(ing.audioSeconds / ing.elapsedSeconds).toFixed(0)}x real time (${ing.elapsedSeconds.toFixed(1)} s) |`,
+      `| end-to-end ingest (decode included, ${os.availableParallelism()} cores) | ` +
+        `${(ing.audioSeconds / ing.elapsedSeconds).toFixed(0)}x real time (${ing.elapsedSeconds.toFixed(1)} s) |`,
     );
     if (scale > 1) {
       const clean = scored.filter((s) => s.q.condition === 'clean');
@@ -244,7 +250,9 @@ async function scaleUp(engine: Engine, catalog: CorpusTrack[], factor: number, c
   }
   const st = engine.stats();
   return [
-    `| at ${factor}x the catalog (${st.tracks} tracks, speed-shifted copies as distractors): clean query CPU median | ${median(cpu).toFixed(1)} ms (${(median(cpu) / baseCpu).toFixed(2)}x the ${baseCpu.toFixed(1)} ms of the same clips at 1x); clean queries right ${correct}/${clean.length}; index ${(st.bytes / 2 ** 20).toFixed(1)} MB, ${st.postings} postings |`,
+    `| at ${factor}x the catalog (${st.tracks} tracks, speed-shifted copies as distractors): clean query CPU median | ` +
+      `${median(cpu).toFixed(1)} ms (${(median(cpu) / baseCpu).toFixed(2)}x the ${baseCpu.toFixed(1)} ms of the same clips at 1x); clean queries right ` +
+      `${correct}/${clean.length}; index ${(st.bytes / 2 ** 20).toFixed(1)} MB, ${st.postings} postings |`,
   ];
 }
 

@@ -60,7 +60,8 @@ async function main() {
     // The parent's share (spawn, pipes) counts too.
     ffmpeg.push(c1.self - c0.self + (c1.children - c0.children));
     console.error(
-      `repeat ${rep + 1}: in process ${(inProcess.at(-1)! * 1000).toFixed(0)} ms, ffmpeg ${(ffmpeg.at(-1)! * 1000).toFixed(0)} ms CPU for ${audio.toFixed(0)} s of audio`,
+      `repeat ${rep + 1}: in process ${(inProcess.at(-1)! * 1000).toFixed(0)} ms, ffmpeg ${(ffmpeg.at(-1)! * 1000).toFixed(0)} ms CPU for ` +
+        `${audio.toFixed(0)} s of audio`,
     );
   }
   const perSecond = (xs: number[]) => (quantile(xs, 0.5) * 1000) / audio;

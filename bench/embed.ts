@@ -29,7 +29,8 @@ const tracks = (await fetchCorpus('small')).sort((a, b) => a.name.localeCompare(
 const pcms = await Promise.all(tracks.map((t) => decodeFile(t.file, { maxSeconds: Number(values.seconds) })));
 const audioSeconds = pcms.reduce((n, p) => n + p.length, 0) / SAMPLE_RATE;
 console.log(
-  `MusiCNN (MSD) on ${tracks.length} corpus tracks, ${audioSeconds.toFixed(0)} s of audio; ${os.availableParallelism()} cores, load average ${os.loadavg()[0]!.toFixed(1)} at the start`,
+  `MusiCNN (MSD) on ${tracks.length} corpus tracks, ${audioSeconds.toFixed(0)} s of audio; ${os.availableParallelism()} cores, load average ` +
+    `${os.loadavg()[0]!.toFixed(1)} at the start`,
 );
 
 const frontEnd: number[] = [];
@@ -43,7 +44,8 @@ console.log(`front end alone (mel patches, main thread): ${median(frontEnd).toFi
 
 const gc = (globalThis as { gc?: () => void }).gc;
 console.log(
-  '\n| threads | x real time, all threads | x real time per thread | x real time per CPU-second | 10 s clip latency p50 / p95 ms | RSS added by the loaded model(s) MB | RSS after embedding MB |',
+  '\n| threads | x real time, all threads | x real time per thread | x real time per CPU-second | 10 s clip latency p50 / p95 ms | ' +
+    'RSS added by the loaded model(s) MB | RSS after embedding MB |',
 );
 console.log('|---|---|---|---|---|---|---|');
 for (const threads of values.threads.split(',').map(Number)) {
@@ -76,7 +78,8 @@ for (const threads of values.threads.split(',').map(Number)) {
   const s = median(speeds);
   const mb = (b: number) => (b / 2 ** 20).toFixed(0);
   console.log(
-    `| ${threads} | ${s.toFixed(1)} | ${(s / threads).toFixed(1)} | ${median(perCpu).toFixed(1)} | ${median(latency).toFixed(0)} / ${quantile(latency, 0.95).toFixed(0)} | ${mb(loaded - before)} | ${mb(after - before)} |`,
+    `| ${threads} | ${s.toFixed(1)} | ${(s / threads).toFixed(1)} | ${median(perCpu).toFixed(1)} | ` +
+      `${median(latency).toFixed(0)} / ${quantile(latency, 0.95).toFixed(0)} | ${mb(loaded - before)} | ${mb(after - before)} |`,
   );
 }
 console.log(`\nload average at the end ${os.loadavg()[0]!.toFixed(1)} (other work shares these cores)`);

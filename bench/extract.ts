@@ -27,7 +27,8 @@ async function main() {
   for (const profile of Object.keys(PROFILES) as Profile[]) {
     const s = extractionSpeeds(pcms, profile, repeats);
     lines.push(
-      `| ${profile} (${PROFILES[profile].phases} phase${PROFILES[profile].phases > 1 ? 's' : ''}) | ${quantile(s, 0.5).toFixed(0)}x (${Math.min(...s).toFixed(0)}..${Math.max(...s).toFixed(0)}) |`,
+      `| ${profile} (${PROFILES[profile].phases} phase${PROFILES[profile].phases > 1 ? 's' : ''}) | ` +
+        `${quantile(s, 0.5).toFixed(0)}x (${Math.min(...s).toFixed(0)}..${Math.max(...s).toFixed(0)}) |`,
     );
   }
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -43,7 +43,8 @@ async function main() {
 
     const s = served;
     const lines = [
-      `Catalog: ${corpus.length} tracks (${values.catalog} PostgreSQL); clips WebM/Opus 32 kbit/s; closed loop, ${DURATION_S} s per row; server and load generator share this ${os.availableParallelism()}-core machine.`,
+      `Catalog: ${corpus.length} tracks (${values.catalog} PostgreSQL); clips WebM/Opus 32 kbit/s; closed loop, ${DURATION_S} s per row; server and load ` +
+        `generator share this ${os.availableParallelism()}-core machine.`,
       '',
       '| clip | concurrent requests | requests/s | p50 ms | p95 ms | p99 ms | server CPU ms per request | right track | errors |',
       '|---|---|---|---|---|---|---|---|---|',
@@ -77,7 +78,8 @@ async function main() {
         // CPU per request, ffmpeg children included: what bounds throughput on a shared machine.
         const cpuMs = ((serverUsage(s.server.pid!).cpu - cpu0) * 1000) / lat.length;
         lines.push(
-          `| ${len} s | ${c} | ${(lat.length / elapsed).toFixed(1)} | ${quantile(lat, 0.5).toFixed(0)} | ${quantile(lat, 0.95).toFixed(0)} | ${quantile(lat, 0.99).toFixed(0)} | ${cpuMs.toFixed(1)} | ${right}/${lat.length} | ${errors} |`,
+          `| ${len} s | ${c} | ${(lat.length / elapsed).toFixed(1)} | ${quantile(lat, 0.5).toFixed(0)} | ${quantile(lat, 0.95).toFixed(0)} | ` +
+            `${quantile(lat, 0.99).toFixed(0)} | ${cpuMs.toFixed(1)} | ${right}/${lat.length} | ${errors} |`,
         );
         console.error(lines[lines.length - 1]);
       }

@@ -138,7 +138,8 @@ async function main() {
       if (++done % 30 === 0) console.error(`sessions ${done}/${queries.length}`);
     });
     const lines = [
-      `Catalog: ${catalog.length} tracks (${values.catalog} PostgreSQL); sessions in mode ${mode}; ${CLIP_S} s excerpts streamed as WebM/Opus 32 kbit/s in 250 ms slices at real-time pace; 30 listeners at a time.`,
+      `Catalog: ${catalog.length} tracks (${values.catalog} PostgreSQL); sessions in mode ${mode}; ${CLIP_S} s excerpts streamed as WebM/Opus 32 kbit/s ` +
+        `in 250 ms slices at real-time pace; 30 listeners at a time.`,
       '',
       '| condition | answered right (final) | first right answer: median / p90 s of audio | right final: median / p90 s | wrong finals |',
       '|---|---|---|---|---|',
@@ -159,7 +160,9 @@ async function main() {
         if (rs.some((x) => x.status === 'final' && !(q.truth && x.matches[0]?.track.file_name === q.truth.name))) wrong++;
       }
       lines.push(
-        `| ${cond} | ${qs[0]!.truth ? `${final.length}/${qs.length}` : '-'} | ${qs[0]!.truth ? `${fmt(quantile(first, 0.5))} / ${fmt(quantile(first, 0.9))}` : '-'} | ${qs[0]!.truth ? `${fmt(quantile(final, 0.5))} / ${fmt(quantile(final, 0.9))}` : '-'} | ${wrong} / ${qs.length} |`,
+        `| ${cond} | ${qs[0]!.truth ? `${final.length}/${qs.length}` : '-'} | ` +
+          `${qs[0]!.truth ? `${fmt(quantile(first, 0.5))} / ${fmt(quantile(first, 0.9))}` : '-'} | ` +
+          `${qs[0]!.truth ? `${fmt(quantile(final, 0.5))} / ${fmt(quantile(final, 0.9))}` : '-'} | ${wrong} / ${qs.length} |`,
       );
     }
     console.error(lines.join('\n'));
@@ -169,7 +172,8 @@ async function main() {
     const vibeColumn = mode === 'both' ? ' vibe window results per session / lag p50 / p95 ms |' : '';
     lines.push(
       '',
-      `| listeners at once | sessions ended normally | result lag p50 / p95 / p99 ms |${vibeColumn} event-loop delay p50 / p99 / max ms | server CPU per listener (share of a core at real time) | server memory per session |`,
+      `| listeners at once | sessions ended normally | result lag p50 / p95 / p99 ms |${vibeColumn} event-loop delay p50 / p99 / max ms | ` +
+        `server CPU per listener (share of a core at real time) | server memory per session |`,
       `|---|---|---|${vibeColumn ? '---|' : ''}---|---|---|`,
     );
     const mixed = queries.filter((q) => q.truth);
@@ -201,7 +205,11 @@ async function main() {
       // machine stretches the wall time, not the work.
       const cpuShare = (after.cpu - before.cpu) / (level * CLIP_S);
       lines.push(
-        `| ${level} | ${ok}/${level} | ${fmt(quantile(all, 0.5), 0)} / ${fmt(quantile(all, 0.95), 0)} / ${fmt(quantile(all, 0.99), 0)} |${vibeCell} ${fmt((loop.audio_ident_event_loop_delay_p50_seconds ?? NaN) * 1000, 0)} / ${fmt((loop.audio_ident_event_loop_delay_p99_seconds ?? NaN) * 1000, 0)} / ${fmt((loop.audio_ident_event_loop_delay_max_seconds ?? NaN) * 1000, 0)} | ${fmt(cpuShare * 100, 2)}% of a core | ${fmt((peakRss - before.rssMb) / level, 1)} MB |`,
+        `| ${level} | ${ok}/${level} | ${fmt(quantile(all, 0.5), 0)} / ${fmt(quantile(all, 0.95), 0)} / ${fmt(quantile(all, 0.99), 0)} |${vibeCell} ` +
+          `${fmt((loop.audio_ident_event_loop_delay_p50_seconds ?? NaN) * 1000, 0)} / ` +
+          `${fmt((loop.audio_ident_event_loop_delay_p99_seconds ?? NaN) * 1000, 0)} / ` +
+          `${fmt((loop.audio_ident_event_loop_delay_max_seconds ?? NaN) * 1000, 0)} | ${fmt(cpuShare * 100, 2)}% of a core | ` +
+          `${fmt((peakRss - before.rssMb) / level, 1)} MB |`,
       );
       console.error(lines.at(-1));
       await new Promise((res) => setTimeout(res, 3000));

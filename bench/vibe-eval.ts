@@ -256,7 +256,8 @@ function meanAndDeviation(vs: Vec[]): Vec {
 export function printEvaluation(rows: EvalRow[]): void {
   console.log('\nSame-package precision@10 (query track excluded):\n');
   console.log(
-    '| vectors | whole track: track vector | whole track: chunk mean+std | 10 s chunk -> track vector | 10 s chunk -> closest chunk | 10 s chunk -> 3 closest chunks |',
+    '| vectors | whole track: track vector | whole track: chunk mean+std | 10 s chunk -> track vector | 10 s chunk -> closest chunk | ' +
+      '10 s chunk -> 3 closest chunks |',
   );
   console.log('|---|---|---|---|---|---|');
   for (const r of rows)

@@ -221,15 +221,19 @@ export function evaluateLayers(tracks: CachedTrack[], methods: LayerMethod[]): L
 export function printLayers(rows: LayerRow[], check: number): void {
   const plain = rows[0]!;
   console.log(
-    `\nVectors from MusiCNN's other layers (the cached 200-d vectors agree with the dense layer of the cached pooling statistics to ${check.toExponential(1)}); vs plain: mean per-query difference ± its paired standard error:\n`,
+    `\nVectors from MusiCNN's other layers (the cached 200-d vectors agree with the dense layer of the cached pooling statistics to ` +
+      `${check.toExponential(1)}); vs plain: mean per-query difference ± its paired standard error:\n`,
   );
   console.log(
-    '| vectors | dim | whole track | vs plain | 10 s chunk -> closest chunk | vs plain | whole track: chunk mean+std | 10 s chunk -> track vector | 10 s chunk -> 3 closest chunks |',
+    '| vectors | dim | whole track | vs plain | 10 s chunk -> closest chunk | vs plain | whole track: chunk mean+std | 10 s chunk -> track vector | ' +
+      '10 s chunk -> 3 closest chunks |',
   );
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     console.log(
-      `| ${r.method} | ${r.dim} | ${r.whole.toFixed(3)} | ${pairedText(r.byQuery.whole, plain.byQuery.whole)} | ${r.chunkToChunks.toFixed(3)} | ${pairedText(r.byQuery.chunkToChunks, plain.byQuery.chunkToChunks)} | ${[r.wholePooled, r.chunkToTrack, r.chunkToTop3].map((x) => x.toFixed(3)).join(' | ')} |`,
+      `| ${r.method} | ${r.dim} | ${r.whole.toFixed(3)} | ${pairedText(r.byQuery.whole, plain.byQuery.whole)} | ${r.chunkToChunks.toFixed(3)} | ` +
+        `${pairedText(r.byQuery.chunkToChunks, plain.byQuery.chunkToChunks)} | ` +
+        `${[r.wholePooled, r.chunkToTrack, r.chunkToTop3].map((x) => x.toFixed(3)).join(' | ')} |`,
     );
   }
 }
@@ -253,6 +257,7 @@ export async function layerCost(plain: Embedder, layered: Embedder, clip: Float3
   const p = median(times.plain);
   const l = median(times.layered);
   console.log(
-    `\nlayer outputs' cost: ${runs} alternating embeddings of a ${patches}-patch clip, median ms per patch (front end included): lane's model ${p.toFixed(1)}, with layer statistics ${l.toFixed(1)} (${l >= p ? '+' : ''}${(l - p).toFixed(1)} ms, ${(((l - p) / p) * 100).toFixed(1)}%)`,
+    `\nlayer outputs' cost: ${runs} alternating embeddings of a ${patches}-patch clip, median ms per patch (front end included): lane's model ` +
+      `${p.toFixed(1)}, with layer statistics ${l.toFixed(1)} (${l >= p ? '+' : ''}${(l - p).toFixed(1)} ms, ${(((l - p) / p) * 100).toFixed(1)}%)`,
   );
 }

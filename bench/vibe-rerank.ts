@@ -213,12 +213,14 @@ const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
 /** A table of rows, each against `plain` (the plain vectors without re-ranking): mean per-query difference ± paired standard error. */
 export function printReranking(title: string, rows: RerankRow[], plain: RerankRow = rows[0]!): void {
   console.log(
-    `\nNeighbourhood re-ranking ${title}, same-package precision@10 (query track excluded; chunk queries rank tracks by their closest chunk); vs plain: mean per-query difference ± its paired standard error:\n`,
+    `\nNeighbourhood re-ranking ${title}, same-package precision@10 (query track excluded; chunk queries rank tracks by their closest chunk); vs plain: ` +
+      `mean per-query difference ± its paired standard error:\n`,
   );
   console.log('| method | whole track | vs plain | 10 s chunk -> closest chunk | vs plain |');
   console.log('|---|---|---|---|---|');
   for (const r of rows)
     console.log(
-      `| ${r.method} | ${r.whole.toFixed(3)} | ${pairedText(r.byQuery.whole, plain.byQuery.whole)} | ${r.chunk.toFixed(3)} | ${pairedText(r.byQuery.chunk, plain.byQuery.chunk)} |`,
+      `| ${r.method} | ${r.whole.toFixed(3)} | ${pairedText(r.byQuery.whole, plain.byQuery.whole)} | ${r.chunk.toFixed(3)} | ` +
+        `${pairedText(r.byQuery.chunk, plain.byQuery.chunk)} |`,
     );
 }

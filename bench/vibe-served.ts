@@ -90,15 +90,20 @@ export function printServed(row: ServedRow, plain: EvalRow, served: ServedStore)
   const mean = (a: number[]) => a.reduce((s, x) => s + x, 0) / a.length;
   const total = served.writeMs.reduce((s, x) => s + x, 0);
   console.log(
-    `\nThe lane as it runs (${MUSICNN_MODEL.id}, ${MUSICNN_MODEL.dim}-d, the real embedded store filled one track at a time, its own search): same-package precision@10, vs the plain cosine paired per query:\n`,
+    `\nThe lane as it runs (${MUSICNN_MODEL.id}, ${MUSICNN_MODEL.dim}-d, the real embedded store filled one track at a time, its own search): ` +
+      `same-package precision@10, vs the plain cosine paired per query:\n`,
   );
   console.log('| vectors | whole track | vs plain | 10 s chunk -> closest chunk | vs plain |');
   console.log('|---|---|---|---|---|');
   console.log(`| ${plain.method} | ${plain.whole.toFixed(3)} | +0.000 ± 0.000 | ${plain.chunkToChunks.toFixed(3)} | +0.000 ± 0.000 |`);
   console.log(
-    `| **the lane: pooling layer about the catalog's centre, query expanded (in use)** | **${mean(row.whole).toFixed(3)}** | ${pairedText(row.whole, plain.byQuery.whole)} | **${mean(row.chunk).toFixed(3)}** | ${pairedText(row.chunk, plain.byQuery.chunkToChunks)} |`,
+    `| **the lane: pooling layer about the catalog's centre, query expanded (in use)** | **${mean(row.whole).toFixed(3)}** | ` +
+      `${pairedText(row.whole, plain.byQuery.whole)} | **${mean(row.chunk).toFixed(3)}** | ${pairedText(row.chunk, plain.byQuery.chunkToChunks)} |`,
   );
   console.log(
-    `\nstore writes: ${served.writeMs.length} tracks in ${(total / 1000).toFixed(1)} s (median ${median(served.writeMs).toFixed(0)} ms, p95 ${quantile(served.writeMs, 0.95).toFixed(0)} ms, max ${Math.max(...served.writeMs).toFixed(0)} ms a track: the slow ones re-centre; the event loop held at most ${served.longestStallMs.toFixed(0)} ms at a time); search with expansion: median ${median(row.searchMs).toFixed(1)} ms, p95 ${quantile(row.searchMs, 0.95).toFixed(1)} ms`,
+    `\nstore writes: ${served.writeMs.length} tracks in ${(total / 1000).toFixed(1)} s (median ${median(served.writeMs).toFixed(0)} ms, p95 ` +
+      `${quantile(served.writeMs, 0.95).toFixed(0)} ms, max ${Math.max(...served.writeMs).toFixed(0)} ms a track: the slow ones re-centre; the event loop ` +
+      `held at most ${served.longestStallMs.toFixed(0)} ms at a time); search with expansion: median ${median(row.searchMs).toFixed(1)} ms, p95 ` +
+      `${quantile(row.searchMs, 0.95).toFixed(1)} ms`,
   );
 }

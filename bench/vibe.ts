@@ -73,12 +73,14 @@ await pool(corpus, config.vibeThreads + 1, async (t) => {
 cached.sort((a, b) => a.name.localeCompare(b.name));
 const hours = cached.reduce((s, c) => s + c.seconds, 0) / 3600;
 console.log(
-  `\n# bench:vibe — ${embedder.model().id}, ${cached.length} of ${corpus.length} tracks (${hours.toFixed(2)} h), ${new Set(cached.map((c) => c.pkg)).size} packages; embedding pool of ${config.vibeThreads} thread(s)`,
+  `\n# bench:vibe — ${embedder.model().id}, ${cached.length} of ${corpus.length} tracks (${hours.toFixed(2)} h), ` +
+    `${new Set(cached.map((c) => c.pkg)).size} packages; embedding pool of ${config.vibeThreads} thread(s)`,
 );
 if (computedSeconds > 0) {
   // embedTrack's wall time while `threads` tracks share the pool: per-thread speed.
   console.log(
-    `embedding speed this run: ${(computedSeconds / (computedMs / 1000)).toFixed(1)}x real time per track in flight (${(computedSeconds / 3600).toFixed(2)} h embedded)`,
+    `embedding speed this run: ${(computedSeconds / (computedMs / 1000)).toFixed(1)}x real time per track in flight ` +
+      `(${(computedSeconds / 3600).toFixed(2)} h embedded)`,
   );
 }
 if (!values['embed-only']) {
@@ -97,7 +99,8 @@ if (!values['embed-only']) {
     const plain = await openLane();
     const clip = (await decodeFile(corpus[0]!.file, { ffmpegPath: config.ffmpegPath, maxSeconds: 60 })).slice(30 * SAMPLE_RATE, 60 * SAMPLE_RATE);
     console.log(
-      `\nthe lane's model gives the batch-normalised pooling statistics of the analysis model to ${(await checkLaneVector(head, plain, embedder, clip)).toExponential(1)} of their scale`,
+      `\nthe lane's model gives the batch-normalised pooling statistics of the analysis model to ` +
+        `${(await checkLaneVector(head, plain, embedder, clip)).toExponential(1)} of their scale`,
     );
     await layerCost(plain, embedder, clip, musicnnPatches(clip).starts.length, 15);
     await latency(plain, served.store, Number(values['latency-runs']), config.ffmpegPath);

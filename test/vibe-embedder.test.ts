@@ -82,7 +82,7 @@ test('ONNX through the pool agrees with a plain forward pass of the Keras graph 
   }
 });
 
-test("bench:vibe's analysis model: its layer statistics agree with the plain forward pass, its vector is the 200-d embedding and its tags are the lane's", async () => {
+test("bench:vibe's analysis model: its layer statistics match the plain forward pass, its vector is the 200-d embedding, its tags are the lane's", async () => {
   const keras = readKerasH5(await readFile(H5));
   const dense = keras.weights.get('dense')!;
   const benchModels = path.join(dataDir, 'bench-models');
