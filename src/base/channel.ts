@@ -7,7 +7,7 @@ import type { MessagePort, Transferable, Worker } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import { AppError, isErrorCode, publicError, type ErrorCode } from './errors.js';
 
-/** An error as it crosses a thread boundary. */
+/** An error as it crosses a thread boundary: publicError's form, so INTERNAL ones are logged where they happen. */
 export interface WireError {
   code: ErrorCode;
   message: string;
@@ -19,11 +19,6 @@ type Reply<R> = { id: number; reply: R; last: boolean } | { id: number; error: W
 interface Request<Q> {
   id: number;
   msg: Q;
-}
-
-/** In a thread: an error as it may leave it (INTERNAL failures are logged here, with a reference). */
-export function toWire(e: unknown, context: Record<string, unknown> = {}): WireError {
-  return publicError(e, context);
 }
 
 export function fromWire(w: WireError): AppError {
@@ -109,7 +104,7 @@ export function servePort<Q, R>(port: MessagePort, handle: (id: number, msg: Q, 
     reply: (id, reply, o = {}) => {
       port.postMessage({ id, reply, last: o.last ?? true } satisfies Reply<R>, o.transfer ?? []);
     },
-    fail: (id, e) => port.postMessage({ id, error: toWire(e, { stream: id }) } satisfies Reply<R>),
+    fail: (id, e) => port.postMessage({ id, error: publicError(e, { stream: id }) } satisfies Reply<R>),
   };
   port.on('message', ({ id, msg }: Request<Q>) => {
     try {
@@ -135,7 +130,7 @@ export function task<T, R>(fn: (t: T) => Promise<R>): (t: T) => Promise<R | Task
     try {
       return await fn(t);
     } catch (e) {
-      return { taskError: toWire(e) };
+      return { taskError: publicError(e) };
     }
   };
 }

@@ -313,7 +313,8 @@ export class Engine {
   /** A search of an uploaded clip (see search.ts): decoded and matched in the matching threads. */
   search(bytes: ArrayBuffer, options: SearchOptions): Promise<SearchOutcome> {
     const vibe = this.vibe ? (pcm: Float32Array, k: number) => this.vibeSearch(pcm, k) : undefined;
-    return searchClip({ threads: this.matchThreads(), resolve: (m) => this.resolve(m), vibe, requireVibe: () => this.requireVibe() }, bytes, options);
+    if (options.mode === 'vibe') this.requireVibe();
+    return searchClip({ threads: this.matchThreads(), resolve: (m) => this.resolve(m), vibe }, bytes, options);
   }
 
   /** A live session's exact lane, in a matching thread. */
@@ -345,7 +346,7 @@ export class Engine {
    * from its start, middle and end must each match one track at their own place in it, and the
    * durations must agree. Distinct tracks that share a loop fail the placement or the duration.
    */
-  async findSameRecording(pcm: Float32Array): Promise<SameRecording | undefined> {
+  private async findSameRecording(pcm: Float32Array): Promise<SameRecording | undefined> {
     const seconds = pcm.length / SAMPLE_RATE;
     const len = Math.min(10, seconds);
     const starts = seconds < 20 ? [0] : [0.1, 0.5, 0.9].map((f) => f * (seconds - len));

@@ -34,11 +34,9 @@ export interface SearchParts {
   resolve(m: Match[]): Promise<TrackMatch[]>;
   /** The vibe lane's search, when it runs. */
   vibe: ((pcm: Float32Array, k: number) => Promise<TrackVibeMatch[]>) | undefined;
-  requireVibe(): void;
 }
 
 export async function searchClip(parts: SearchParts, bytes: ArrayBuffer, o: SearchOptions): Promise<SearchOutcome> {
-  if (o.mode === 'vibe') parts.requireVibe();
   const vibeSearch = o.mode === 'exact' ? undefined : parts.vibe;
   const { matches, pcm } = await parts.threads.clip(bytes, { label: o.label, maxResults: o.maxResults, exact: o.mode !== 'vibe', keepPcm: !!vibeSearch });
   const [exact, vibe] = await Promise.all([
