@@ -7,6 +7,8 @@ import { log } from './log.js';
 const TABLE = {
   FILE_NOT_FOUND: { http: 404, ws: 1008 },
   UNSUPPORTED_FORMAT: { http: 415, ws: 1003 },
+  /** A request body of a type the endpoint does not take (not multipart/form-data). */
+  UNSUPPORTED_MEDIA_TYPE: { http: 415, ws: 1003 },
   DECODE_FAILED: { http: 422, ws: 1007 },
   AUDIO_TOO_SHORT: { http: 422, ws: 1007 },
   FILE_TOO_LARGE: { http: 413, ws: 1009 },
@@ -15,6 +17,10 @@ const TABLE = {
   DUPLICATE_IN_PROGRESS: { http: 409, ws: 1008 },
   DUPLICATE_IN_BATCH: { http: 409, ws: 1008 },
   INDEX_MISMATCH: { http: 500, ws: 1011 },
+  /** The fingerprint index cannot be read (a damaged data file). */
+  INDEX_CORRUPT: { http: 503, ws: 1011 },
+  /** The data dir cannot be written: full disk, read-only or missing; the message names the path. */
+  STORAGE_ERROR: { http: 507, ws: 1011 },
   INVALID_ARGUMENT: { http: 400, ws: 1008 },
   UNAUTHORIZED: { http: 401, ws: 1008 },
   NOT_FOUND: { http: 404, ws: 1008 },
@@ -26,8 +32,16 @@ const TABLE = {
   CHUNK_TOO_LARGE: { http: 413, ws: 1009 },
   TOO_FAST: { http: 429, ws: 4429 },
   IDLE_TIMEOUT: { http: 408, ws: 4408 },
+  /** No start message in time after the connection opened. */
+  START_TIMEOUT: { http: 408, ws: 4408 },
+  /** Audio arrives slower than a live stream can (a trickle holding a slot). */
+  TOO_SLOW: { http: 408, ws: 4409 },
+  /** Too many listening sessions from one client address. */
+  TOO_MANY_SESSIONS: { http: 429, ws: 4430 },
   OVERLOADED: { http: 503, ws: 1013 },
   SHUTTING_DOWN: { http: 503, ws: 1001 },
+  /** The server cannot answer yet, or any more (readiness). */
+  NOT_READY: { http: 503, ws: 1013 },
   INTERNAL: { http: 500, ws: 1011 },
 } as const satisfies Record<string, { http: number; ws: number }>;
 
