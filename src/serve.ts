@@ -8,7 +8,7 @@ import { log } from './base/log.js';
 import type { Server } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Engine } from './engine/engine.js';
-import { DEFAULT_LIMITS, type ListenLimits } from './listen/session.js';
+import { DEFAULT_LIMITS, type ListenLimits } from './listen/limits.js';
 import { ListenService } from './listen/transport.js';
 import { createApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
@@ -35,7 +35,12 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
     const s = listen({ fetch: app.fetch, hostname: host, port: config.port }, () => resolve(s));
     s.once('error', reject);
   });
-  const listenService = new ListenService(engine, server as Server, { ...DEFAULT_LIMITS, maxSessions: config.maxSessions, ...limits });
+  const listenService = new ListenService(
+    engine,
+    server as Server,
+    { ...DEFAULT_LIMITS, maxSessions: config.maxSessions, maxSessionsPerAddress: config.maxSessionsPerAddress, ...limits },
+    { trustProxy: config.trustProxy },
+  );
   metrics.gauge('audio_ident_listen_sessions', 'Open live listening connections', () => listenService.stats().sessions);
   metrics.gauge('audio_ident_search_clips_in_threads', 'Search clips being decoded or matched in the matching threads', () =>
     engine.threadStats().clips.reduce((n, c) => n + c, 0),
@@ -92,17 +97,29 @@ function watchEventLoop(metrics: Metrics): { stop(): void } {
   };
 }
 
-/** `audio-ident serve`: runs until a signal. */
+/**
+ * `audio-ident serve`: runs until a signal. An error that escapes every handler ends only the
+ * listening connection it came from, when it came from one; otherwise the process's state is
+ * unknown, so it shuts down cleanly and exits 1 for its supervisor to restart it.
+ */
 export async function serve(config: Config): Promise<void> {
   const s = await startServer(config);
   await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info('shutting down', { signal });
+    const stop = (why: string) => {
+      log.info('shutting down', { why });
       s.close().then(resolve, (e: unknown) => {
         log.error('shutdown failed', { error: String(e) });
         resolve();
       });
     };
+    const lastResort = (e: unknown) => {
+      if (s.listen.failCurrent(e)) return;
+      log.error('uncaught error outside any session', { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+      process.exitCode = 1;
+      stop('uncaught error');
+    };
+    process.on('uncaughtException', lastResort);
+    process.on('unhandledRejection', lastResort);
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });

@@ -12,6 +12,8 @@ const EnvSchema = z.object({
   AUDIO_IDENT_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
   AUDIO_IDENT_INGEST_BATCH_POSTINGS: z.coerce.number().int().min(1).default(1_000_000),
   AUDIO_IDENT_MAX_SESSIONS: z.coerce.number().int().min(1).max(100000).default(200),
+  AUDIO_IDENT_MAX_SESSIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(100000).default(20),
+  AUDIO_IDENT_TRUST_PROXY: z.enum(['0', '1']).default('0'),
   AUDIO_IDENT_MATCH_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   AUDIO_IDENT_MAX_TRACK_UPLOAD_MB: z.coerce.number().int().min(1).max(4096).default(200),
   DATABASE_URL: z
@@ -61,6 +63,10 @@ export interface Config {
   maxTrackUploadBytes: number;
   /** Concurrent live listening sessions; more are refused with 1013 (try again later). */
   maxSessions: number;
+  /** Concurrent live listening sessions from one client address; more are refused with 4430. */
+  maxSessionsPerAddress: number;
+  /** Behind a reverse proxy: a client's address is the last X-Forwarded-For entry. */
+  trustProxy: boolean;
   /** Worker threads that decode, fingerprint and match live sessions and uploaded clips. */
   matchThreads: number;
   /** Which model the vibe lane runs; 'off' disables it. */
@@ -97,6 +103,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     port: overrides.port ?? e.PORT,
     maxTrackUploadBytes: overrides.maxTrackUploadBytes ?? e.AUDIO_IDENT_MAX_TRACK_UPLOAD_MB * 2 ** 20,
     maxSessions: overrides.maxSessions ?? e.AUDIO_IDENT_MAX_SESSIONS,
+    maxSessionsPerAddress: overrides.maxSessionsPerAddress ?? e.AUDIO_IDENT_MAX_SESSIONS_PER_ADDRESS,
+    trustProxy: overrides.trustProxy ?? e.AUDIO_IDENT_TRUST_PROXY === '1',
     matchThreads: overrides.matchThreads ?? e.AUDIO_IDENT_MATCH_THREADS ?? os.availableParallelism(),
     vibeModel: overrides.vibeModel ?? e.AUDIO_IDENT_VIBE_MODEL,
     musicnnH5:

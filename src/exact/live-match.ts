@@ -48,6 +48,8 @@ export interface LiveDecision {
 /** What one block of decoded audio led to. */
 export interface LiveStep {
   heardSeconds: number;
+  /** Chunks of the stream taken so far: the session judges the client's rate by their arrival. */
+  chunks: number;
   pcm?: Float32Array;
   decisions: LiveDecision[];
   /** The last step after `stop`: no final answer came (modes exact and both). */
@@ -79,6 +81,8 @@ export class LiveMatch {
   private since = 0;
   private finalFor: number | undefined;
   private stopping = false;
+  private chunks = 0;
+  private steps = 0;
 
   constructor(
     private readonly index: FingerprintIndex,
@@ -90,8 +94,13 @@ export class LiveMatch {
     this.decoder = createDecoder(o.format, o.sampleRate, { pcm: (x) => this.onPcm(x), error: (e) => on.error(e) });
   }
 
+  /** Every chunk is answered by at least one step, so that a chunk without audio is accounted for too. */
   audio(chunk: Buffer): void {
-    if (!this.stopping) this.decoder.write(chunk);
+    if (this.stopping) return;
+    this.chunks++;
+    const steps = this.steps;
+    this.decoder.write(chunk);
+    if (this.steps === steps) this.emit({ heardSeconds: this.heardSeconds, decisions: [] });
   }
 
   /** No more audio: decodes what is left, and the last step judges all of it. */
@@ -106,7 +115,7 @@ export class LiveMatch {
       this.evaluate(true, decisions);
       noMatch = this.finalFor === undefined;
     }
-    this.on.step({ heardSeconds: this.heardSeconds, decisions, ended: true, ...(noMatch ? { noMatch } : {}) });
+    this.emit({ heardSeconds: this.heardSeconds, decisions, ended: true, ...(noMatch ? { noMatch } : {}) });
   }
 
   kill(): void {
@@ -129,7 +138,12 @@ export class LiveMatch {
         this.evaluate(false, decisions);
       }
     }
-    this.on.step({ heardSeconds: this.heardSeconds, decisions, ...(this.o.keepPcm ? { pcm } : {}) });
+    this.emit({ heardSeconds: this.heardSeconds, decisions, ...(this.o.keepPcm ? { pcm } : {}) });
+  }
+
+  private emit(step: Omit<LiveStep, 'chunks'>): void {
+    this.steps++;
+    this.on.step({ ...step, chunks: this.chunks });
   }
 
   private consume(h: Fingerprint): void {

@@ -11,28 +11,8 @@ import { exactMatch, vibeMatch } from '../api/schemas.js';
 import type { LiveMatchHandle } from '../exact/match-threads.js';
 import type { LiveDecision, LiveStep } from '../exact/live-match.js';
 import type { LiveMatch, ServerMessage, Start } from '../api/protocol.js';
+import { AudioRate, type ListenLimits } from './limits.js';
 import { VibeWindows } from './vibe-windows.js';
-
-export interface ListenLimits {
-  maxSessions: number;
-  /** Longest session unless continuous. */
-  maxSeconds: number;
-  maxChunkBytes: number;
-  /** A session that receives no audio this long is closed. */
-  idleSeconds: number;
-  /** Audio may run ahead of the wall clock by this factor, after a burst allowance. */
-  paceFactor: number;
-  paceBurstSeconds: number;
-}
-
-export const DEFAULT_LIMITS: ListenLimits = {
-  maxSessions: 200,
-  maxSeconds: 30,
-  maxChunkBytes: 128 * 1024,
-  idleSeconds: 10,
-  paceFactor: 2,
-  paceBurstSeconds: 5,
-};
 
 export interface SessionSink {
   send(msg: ServerMessage): void;
@@ -45,6 +25,11 @@ export class ListenSession {
   private readonly exactOn: boolean;
   private readonly vibe: VibeWindows | undefined;
   private readonly startedAt = performance.now();
+  private readonly rate: AudioRate;
+  /** Server time of the last audio chunk (or of the start). */
+  private lastAudio: number;
+  /** Server time of `stop`, once it came. */
+  private stoppedAt: number | undefined;
   private readonly tracks = new Map<number, Track>();
   private heardSeconds = 0;
   private work: Promise<void> = Promise.resolve();
@@ -59,8 +44,12 @@ export class ListenSession {
     private readonly start: Start,
     private readonly engine: Engine,
     private readonly limits: ListenLimits,
+    /** The server's clock (limits.ts), in ms. */
+    private readonly clock: () => number,
     private readonly sink: SessionSink,
   ) {
+    this.lastAudio = clock();
+    this.rate = new AudioRate(this.lastAudio);
     this.exactOn = start.mode !== 'vibe';
     this.vibe =
       start.mode !== 'exact' && engine.vibeStatus().on
@@ -79,17 +68,48 @@ export class ListenSession {
 
   audio(chunk: Buffer): void {
     if (this.ended) return;
+    this.lastAudio = this.clock();
     if (chunk.length > this.limits.maxChunkBytes) {
       this.fail(new AppError('CHUNK_TOO_LARGE', `audio chunk of ${chunk.length} bytes; at most ${this.limits.maxChunkBytes}`));
       return;
     }
+    this.rate.arrived(this.lastAudio);
     this.lane.audio(chunk);
+  }
+
+  /**
+   * The limits judged on the clock rather than on audio (see limits.ts): idle, too slow a
+   * trickle, and, after `stop`, an answer that the server fails to give in time.
+   */
+  check(): void {
+    if (this.closed) return;
+    const now = this.clock();
+    const l = this.limits;
+    if (this.stoppedAt !== undefined) {
+      if (now - this.stoppedAt > l.drainSeconds * 1000) this.fail(new AppError('TIMEOUT', `no answer within ${l.drainSeconds} s of stop`));
+      return;
+    }
+    if (this.ended) return;
+    if (now - this.lastAudio > l.idleSeconds * 1000) {
+      this.fail(new AppError('IDLE_TIMEOUT', `no audio for ${l.idleSeconds} s`));
+      return;
+    }
+    const rate = this.rate.rate(now, l.rateWindowSeconds * 1000);
+    if (rate !== undefined && rate < l.minAudioRate) {
+      this.fail(
+        new AppError(
+          'TOO_SLOW',
+          `audio is arriving much slower than real time (${(rate * l.rateWindowSeconds).toFixed(1)} s of audio in the last ${l.rateWindowSeconds} s)`,
+        ),
+      );
+    }
   }
 
   /** The client said stop: the thread decodes what is left and answers; then the session closes. */
   stop(reason = 'stopped'): void {
     if (this.ended) return;
     this.ended = true;
+    this.stoppedAt = this.clock();
     this.stopReason = reason;
     this.lane.stop();
   }
@@ -124,6 +144,7 @@ export class ListenSession {
   private onStep(s: LiveStep): void {
     if (this.closed) return;
     this.heardSeconds = s.heardSeconds;
+    this.rate.decoded(s.chunks, s.heardSeconds, this.limits.rateWindowSeconds * 1000);
     if (s.pcm) this.vibe?.push(s.pcm);
     for (const d of s.decisions) this.enqueue(() => this.report(d));
     if (s.ended) {

@@ -1,0 +1,30 @@
+// Client-controlled text on its way into messages, close reasons and logs: bounded, cut between
+// characters (never inside a UTF-8 sequence or a surrogate pair) and escaped.
+
+const ELLIPSIS = '…';
+
+/** At most `max` characters (code points) of `s`, with an ellipsis when cut. */
+export function clip(s: string, max: number): string {
+  const chars = Array.from(s);
+  return chars.length <= max ? s : chars.slice(0, Math.max(0, max - 1)).join('') + ELLIPSIS;
+}
+
+/** A client's value quoted for a message: JSON-escaped (controls and quotes), at most `max` characters. */
+export function quote(value: unknown, max = 40): string {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  return JSON.stringify(clip(text, max));
+}
+
+/** `s` in at most `maxBytes` of UTF-8, cut before the first character that does not fit. */
+export function utf8Prefix(s: string, maxBytes: number): string {
+  if (Buffer.byteLength(s) <= maxBytes) return s;
+  let bytes = 0;
+  let out = '';
+  const room = maxBytes - Buffer.byteLength(ELLIPSIS);
+  for (const ch of s) {
+    bytes += Buffer.byteLength(ch);
+    if (bytes > room) break;
+    out += ch;
+  }
+  return out + ELLIPSIS;
+}
