@@ -13,6 +13,7 @@ import { Catalog, type NewTrack, type Track } from '../catalog/catalog.js';
 import { openDatabase, type Database } from '../catalog/database.js';
 import { migrate } from '../catalog/migrations.js';
 import { AppError } from '../base/errors.js';
+import { Mutex } from '../base/lock.js';
 import { log } from '../base/log.js';
 import { pool } from '../base/pool.js';
 import { ownerGone, processOwner } from '../base/process.js';
@@ -87,6 +88,7 @@ export interface SameRecording {
 export class Engine {
   private readonly raw: RawStore;
   private readonly catalog: Catalog;
+  private readonly ingestGate = new Mutex();
 
   private constructor(
     private readonly config: Config,
@@ -225,6 +227,7 @@ export class Engine {
         embed: lane ? (pcm) => lane.embedTrack(pcm) : undefined,
         findSameRecording: (pcm) => this.findSameRecording(pcm),
         commit: (items) => this.commit(items),
+        gate: this.ingestGate,
       },
       inputs,
       onProgress,

@@ -7,6 +7,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../base/config.js';
 import { AppError, publicError, type ErrorCode } from '../base/errors.js';
+import type { Mutex } from '../base/lock.js';
 import { pool } from '../base/pool.js';
 import { detectFileFormat, SAMPLE_RATE } from '../audio/decode.js';
 import { readTags } from '../audio/tags.js';
@@ -77,6 +78,11 @@ export interface IngestParts {
   embed: ((pcm: Float32Array) => Promise<TrackEmbeddings>) | undefined;
   findSameRecording(pcm: Float32Array): Promise<SameRecording | undefined>;
   commit(items: PreparedTrack[]): Promise<(Track | null)[]>;
+  /**
+   * Held by one ingest at a time from its first check against the catalog to its last commit, so
+   * that concurrent ingests (uploads) of one file or one recording give one track.
+   */
+  gate: Mutex;
 }
 
 export async function ingestFiles(parts: IngestParts, inputs: IngestInput[], onProgress?: (p: IngestProgress) => void): Promise<IngestSummary> {
@@ -90,6 +96,9 @@ export async function ingestFiles(parts: IngestParts, inputs: IngestInput[], onP
   let batchPostings = 0;
   let committing: Promise<void> = Promise.resolve();
   const decoder = new TrackDecoder(parts.config);
+  // Decoding runs before the gate, in parallel with other ingests; what decides on duplicates runs after.
+  let gate: Promise<() => void> | undefined;
+  const exclusive = () => (gate ??= parts.gate.acquire());
 
   const flush = () => {
     const items = batch;
@@ -138,6 +147,13 @@ export async function ingestFiles(parts: IngestParts, inputs: IngestInput[], onP
       if (seconds < MIN_QUERY_SECONDS) {
         throw new AppError('AUDIO_TOO_SHORT', `${names[index]}: ${seconds.toFixed(1)} s of audio; at least ${MIN_QUERY_SECONDS} s are needed`);
       }
+      await exclusive();
+      // Another ingest may have committed this file while it was decoded here.
+      const committed = await parts.catalog.getBySha(sha);
+      if (committed) {
+        outcomes[index] = { file, status: 'duplicate', reason: 'same_file', track: committed, confidence: 1 };
+        return;
+      }
       const same = await parts.findSameRecording(pcm);
       if (same) {
         await parts.catalog.reportDuplicate({
@@ -183,11 +199,15 @@ export async function ingestFiles(parts: IngestParts, inputs: IngestInput[], onP
   };
 
   try {
-    await pool(files, decoder.capacity, (_, i) => prepare(i));
+    try {
+      await pool(files, decoder.capacity, (_, i) => prepare(i));
+    } finally {
+      await decoder.close();
+    }
+    await flush();
   } finally {
-    await decoder.close();
+    if (gate) (await gate)();
   }
-  await flush();
 
   const list = outcomes.filter(Boolean);
   return {
