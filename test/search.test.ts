@@ -1,10 +1,13 @@
 // Clip search in the matching threads, through real HTTP: uploads decoded (in process and by
 // ffmpeg) and matched in worker threads, many at once, one thread killed mid-search.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { after, before, test } from 'node:test';
+import { promisify } from 'node:util';
 import { startServer, type RunningServer } from '../src/serve.js';
 import { CACHE_DIR, CONDITIONS, makeClip, type CorpusTrack } from '../tools/corpus.js';
 import { smallCorpusSplit, tempDataDir } from './fixtures.js';
@@ -23,6 +26,7 @@ after(async () => {
   await server?.close();
 });
 
+const run = promisify(execFile);
 const clip = (t: CorpusTrack, start: number, seconds: number, cond: string) => {
   const c = CONDITIONS.find((x) => x.name === cond)!;
   return makeClip(t.file, path.join(CACHE_DIR, 'test-clips', `${t.name}-${start}-${seconds}-${c.name.replace(/\W+/g, '_')}.${c.ext}`), start, seconds, c);
@@ -95,6 +99,33 @@ test('clips searched many at once get the answers they get one at a time, and th
     const together = await Promise.all(queries.map((q) => search(q.data, q.name)));
     assert.deepEqual(together, alone);
   }
+  await idle();
+});
+
+/** The top-level boxes of an MP4 file, in order. */
+function boxes(data: Buffer): string[] {
+  const types: string[] = [];
+  for (let at = 0; at + 8 <= data.length; ) {
+    const size = data.readUInt32BE(at);
+    types.push(data.toString('latin1', at + 4, at + 8));
+    const len = size === 1 ? Number(data.readBigUInt64BE(at + 8)) : size === 0 ? data.length - at : size;
+    if (len < 8) break;
+    at += len;
+  }
+  return types;
+}
+
+test('an M4A with its index (moov) after the audio is decoded from a seekable file and found', async () => {
+  const t = catalog[1]!;
+  const m4a = path.join(CACHE_DIR, 'test-clips', `${t.name}-40-10-moov-at-end.m4a`);
+  // ffmpeg's defaults write the moov box at the end (no +faststart).
+  if (!existsSync(m4a)) await run('ffmpeg', ['-v', 'error', '-y', '-ss', '40', '-t', '10', '-i', t.file, '-vn', '-c:a', 'aac', '-b:a', '128k', m4a]);
+  const data = await readFile(m4a);
+  const order = boxes(data);
+  assert.ok(order.includes('mdat') && order.indexOf('moov') > order.indexOf('mdat'), order.join(' '));
+  const a = await search(data, 'clip.m4a');
+  assert.deepEqual([a.status, a.code, a.matches[0]?.file], [200, undefined, t.name]);
+  assert.ok(Math.abs(a.matches[0]!.offset - 40) <= 0.5, String(a.matches[0]!.offset));
   await idle();
 });
 

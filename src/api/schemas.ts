@@ -43,14 +43,18 @@ export const VibeMatch = z
 
 export const SearchMode = z.enum(['exact', 'vibe', 'both']);
 
-export const SearchForm = z.object({
-  audio: z.instanceof(File).openapi({
-    type: 'string',
-    format: 'binary',
-    description: 'Audio clip (WebM/Opus, Ogg, MP3, MP4/AAC, WAV, FLAC), at most 10 MB; 3 s at least, first 30 s used',
-  }),
+/** A file part: the server streams it to a file itself, so this schema only documents it. */
+const binary = (description?: string) => z.string().openapi({ format: 'binary', ...(description ? { description } : {}) });
+
+/** The search form's fields other than the audio, as validated. */
+export const SearchFields = z.object({
   mode: SearchMode.default('both'),
   max_results: z.coerce.number().int().min(1).max(50).default(10),
+});
+
+export const SearchForm = z.object({
+  audio: binary('Audio clip (WebM/Opus, Ogg, MP3, MP4/AAC, WAV, FLAC), at most 10 MB; 3 s at least, first 30 s used'),
+  ...SearchFields.shape,
 });
 
 export const SearchResponse = z
@@ -73,8 +77,7 @@ export const SearchResponse = z
   })
   .openapi('SearchResponse');
 
-const Upload = z.instanceof(File).openapi({ type: 'string', format: 'binary' });
-export const TrackUploadForm = z.object({ file: z.union([Upload, z.array(Upload).min(1)]) });
+export const TrackUploadForm = z.object({ file: z.union([binary(), z.array(binary()).min(1)]) });
 
 export const DuplicateOf = z.object({
   id: z.string().uuid(),

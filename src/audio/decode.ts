@@ -2,9 +2,10 @@
 // through pipes. PCM never touches the disk. Uploads of Opus in WebM or Ogg (what browsers send)
 // are decoded in process instead, sparing a process start per clip.
 import { spawn } from 'node:child_process';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '../base/errors.js';
+import { log } from '../base/log.js';
 import { decodeOpusFile } from './opus/opus-decode.js';
 import { SNIFF_BYTES, sniffFormat, type AudioFormat } from './sniff.js';
 
@@ -16,6 +17,8 @@ export interface DecodeOptions {
   maxSeconds?: number;
   /** The name errors give the input (an upload's own name rather than its temporary file). */
   label?: string;
+  /** Kill ffmpeg and fail with TIMEOUT after this long. */
+  timeoutMs?: number;
 }
 
 /** Reads the first bytes of a file and returns its audio format, or throws a typed error. */
@@ -46,7 +49,17 @@ export async function decodeFile(file: string, opts: DecodeOptions = {}): Promis
   return runFfmpeg(['-i', file], label, null, opts);
 }
 
-/** Decodes an in-memory file (an upload) to 16 kHz mono PCM. */
+/**
+ * Decodes an upload saved to a file: Opus in WebM or Ogg in process, anything else by ffmpeg
+ * reading the file itself, since an MP4 may keep its index after the audio and needs seeking.
+ */
+export async function decodeUpload(file: string, label: string, opts: DecodeOptions = {}): Promise<Float32Array> {
+  const format = await detectFileFormat(file, label);
+  if (format === 'webm' || format === 'ogg') return decodeBuffer(await readFile(file), label, opts);
+  return runFfmpeg(['-i', file], label, null, opts);
+}
+
+/** Decodes an in-memory file to 16 kHz mono PCM; ffmpeg reads it from a pipe, so not an MP4 with its index at the end. */
 export async function decodeBuffer(data: Uint8Array, label: string, opts: DecodeOptions = {}): Promise<Float32Array> {
   const format = sniffFormat(data.subarray(0, SNIFF_BYTES));
   if (!format) {
@@ -74,6 +87,14 @@ function runFfmpeg(input: string[], label: string, stdin: Uint8Array | null, opt
     const chunks: Buffer[] = [];
     let bytes = 0;
     let stderr = '';
+    let timedOut = false;
+    const timer =
+      opts.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            child.kill('SIGKILL');
+          }, opts.timeoutMs);
     child.stdout!.on('data', (c: Buffer) => {
       chunks.push(c);
       bytes += c.length;
@@ -81,12 +102,23 @@ function runFfmpeg(input: string[], label: string, stdin: Uint8Array | null, opt
     child.stderr!.on('data', (c: Buffer) => {
       if (stderr.length < 4000) stderr += c.toString();
     });
-    child.on('error', (e) => reject(new AppError('DECODE_FAILED', `${label}: cannot run ffmpeg: ${e.message}`, { cause: e })));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      log.warn('cannot run ffmpeg', { ffmpeg: opts.ffmpegPath ?? 'ffmpeg', error: e.message });
+      reject(new AppError('DECODE_FAILED', `${label}: cannot run ffmpeg`, { cause: e }));
+    });
+    // On exit, not close: the answer must not wait for whatever else holds ffmpeg's pipes.
+    child.on('exit', () => {
+      clearTimeout(timer);
+      if (timedOut) reject(new AppError('TIMEOUT', `${label}: decoding took longer than ${opts.timeoutMs! / 1000} s`));
+    });
     child.on('close', (code) => {
+      if (timedOut) return;
       if (code !== 0) {
-        // ffmpeg names its input by path: say the label instead.
-        const why = (stderr.trim().split('\n').pop() ?? `exit code ${code}`).replaceAll(input[1]!, label);
-        reject(new AppError('DECODE_FAILED', `${label}: ffmpeg could not decode it: ${why}`));
+        // ffmpeg's own words go to the log only, with the label for its path.
+        const why = (stderr.trim().split('\n').pop() ?? '').replaceAll(input[1]!, label);
+        log.info('ffmpeg could not decode an input', { label, code, ffmpeg: why });
+        reject(new AppError('DECODE_FAILED', `${label}: ffmpeg could not decode it`));
         return;
       }
       // Copy into an aligned Float32Array; whole samples only.

@@ -313,11 +313,11 @@ export class Engine {
     return this.resolve(matchClip(this.index, this.matcher, pcm, maxResults));
   }
 
-  /** A search of an uploaded clip (see search.ts): decoded and matched in the matching threads. */
-  search(bytes: ArrayBuffer, options: SearchOptions): Promise<SearchOutcome> {
+  /** A search of an uploaded clip saved at `file` (see search.ts): read, decoded and matched in the matching threads. */
+  search(file: string, options: SearchOptions): Promise<SearchOutcome> {
     const vibe = this.vibe ? (pcm: Float32Array, k: number) => this.vibeSearch(pcm, k) : undefined;
     if (options.mode === 'vibe') this.requireVibe();
-    return searchClip({ threads: this.matchThreads(), resolve: (m) => this.resolve(m), vibe }, bytes, options);
+    return searchClip({ threads: this.matchThreads(), resolve: (m) => this.resolve(m), vibe }, file, options);
   }
 
   /** A live session's exact lane, in a matching thread. */

@@ -36,9 +36,10 @@ export interface SearchParts {
   vibe: ((pcm: Float32Array, k: number) => Promise<TrackVibeMatch[]>) | undefined;
 }
 
-export async function searchClip(parts: SearchParts, bytes: ArrayBuffer, o: SearchOptions): Promise<SearchOutcome> {
+/** Searches the clip saved at `file`, which the matching thread has read once the promise settles. */
+export async function searchClip(parts: SearchParts, file: string, o: SearchOptions): Promise<SearchOutcome> {
   const vibeSearch = o.mode === 'exact' ? undefined : parts.vibe;
-  const { matches, pcm } = await parts.threads.clip(bytes, { label: o.label, maxResults: o.maxResults, exact: o.mode !== 'vibe', keepPcm: !!vibeSearch });
+  const { matches, pcm } = await parts.threads.clip(file, { label: o.label, maxResults: o.maxResults, exact: o.mode !== 'vibe', keepPcm: !!vibeSearch });
   const [exact, vibe] = await Promise.all([
     matches ? runLane('exact', async () => parts.resolve(await matches), o.requestId) : undefined,
     pcm && vibeSearch ? runLane('vibe', () => vibeSearch(pcm, o.maxResults), o.requestId) : undefined,

@@ -88,15 +88,16 @@ export class MatchThreads {
   }
 
   /**
-   * Decodes an uploaded file in a thread (the bytes move there: `bytes` is detached after the
-   * call) and, with `exact`, matches it there. Rejects with the decoding's typed error.
+   * Decodes an uploaded file saved at `file` in a thread and, with `exact`, matches it there.
+   * Rejects with the decoding's typed error. The thread is done with the file once the decoded
+   * clip comes back.
    */
-  clip(bytes: ArrayBuffer, options: ClipOptions): Promise<DecodedClip> {
+  clip(file: string, options: ClipOptions): Promise<DecodedClip> {
     const { channel, clips } = this.leastBusy();
     return new Promise((resolve, reject) => {
       let matches: { resolve(m: Match[]): void; reject(e: AppError): void } | undefined;
       const id = channel.open(
-        { op: 'clip', bytes, options },
+        { op: 'clip', file, options },
         {
           reply: (m, last) => {
             if (last) clips.delete(id);
@@ -111,7 +112,6 @@ export class MatchThreads {
             else reject(e);
           },
         },
-        [bytes],
       );
       clips.add(id);
     });

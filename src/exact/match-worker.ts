@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { servePort } from '../base/channel.js';
 import { checkClipLength, matchClip, MAX_QUERY_SECONDS } from './clip-match.js';
-import { decodeBuffer } from '../audio/decode.js';
+import { decodeUpload } from '../audio/decode.js';
 import { FingerprintIndex } from './fingerprint-index.js';
 import type { Match, MatcherConfig } from './matcher.js';
 import { DataStore } from './lmdb.js';
@@ -33,7 +33,7 @@ export type ToWorker =
   | { op: 'audio'; bytes: ArrayBuffer }
   | { op: 'stop' }
   | { op: 'kill' }
-  | { op: 'clip'; bytes: ArrayBuffer; options: ClipOptions };
+  | { op: 'clip'; file: string; options: ClipOptions };
 
 export type FromWorker =
   | { step: LiveStep }
@@ -47,7 +47,7 @@ const sessions = new Map<number, LiveMatch>();
 
 const out = servePort<ToWorker, FromWorker>(parentPort!, (id, msg) => {
   if (msg.op === 'open') return open(id, msg.options);
-  if (msg.op === 'clip') return clip(id, msg.bytes, msg.options);
+  if (msg.op === 'clip') return clip(id, msg.file, msg.options);
   const m = sessions.get(id);
   if (!m) return; // ended or failed meanwhile
   try {
@@ -81,8 +81,14 @@ function open(id: number, options: LiveMatchOptions): void {
   sessions.set(id, m);
 }
 
-async function clip(id: number, bytes: ArrayBuffer, o: ClipOptions): Promise<void> {
-  const pcm = await decodeBuffer(new Uint8Array(bytes), o.label, { ffmpegPath: data.ffmpegPath, maxSeconds: MAX_QUERY_SECONDS });
+/**
+ * A clip's decode takes well under a second; the lanes' budgets only start once it is done, so
+ * a stalled ffmpeg would otherwise hold the request and this thread's slot for as long as it hangs.
+ */
+const DECODE_TIMEOUT_MS = 10_000;
+
+async function clip(id: number, file: string, o: ClipOptions): Promise<void> {
+  const pcm = await decodeUpload(file, o.label, { ffmpegPath: data.ffmpegPath, maxSeconds: MAX_QUERY_SECONDS, timeoutMs: DECODE_TIMEOUT_MS });
   checkClipLength(pcm);
   // The copy travels; this thread goes on matching its own.
   const kept = o.keepPcm ? pcm.slice() : undefined;

@@ -3,29 +3,32 @@
 // one table in base/errors.ts and keeps INTERNAL failures' text in the log.
 import { spawn } from 'node:child_process';
 import { timingSafeEqual, randomUUID } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { OpenAPIHono, createRoute, z } from '@hono/zod-openapi';
+import { OpenAPIHono, createRoute, z, type RouteConfig } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import type { Config } from '../base/config.js';
 import { AppError, httpStatus, publicError } from '../base/errors.js';
+import { log } from '../base/log.js';
 import type { Engine } from '../engine/engine.js';
 import type { IngestOutcome } from '../engine/ingest.js';
 import { Metrics } from './metrics.js';
 import * as S from '../api/schemas.js';
+import { sweepUploads, withUpload } from './uploads.js';
 import { serveWebClient } from './web.js';
 
 /** Largest search clip: a browser's recording of the 30 s a search uses, with room to spare. */
 export const SEARCH_MAX_BYTES = 10 * 2 ** 20;
-/** Room for the multipart envelope and the small form fields around the file. */
-const FORM_SLACK = 64 * 1024;
+/** Files in one track upload: a batch a page or a script sends; it bounds the temporary files of one request. */
+const MAX_TRACK_FILES = 100;
 
 const json = <T extends z.ZodTypeAny>(schema: T, description: string) => ({ content: { 'application/json': { schema } }, description });
 const errors = {
-  400: json(S.ErrorBody, 'Bad form fields or query parameters'),
+  400: json(S.ErrorBody, 'Bad form fields or query parameters, a malformed multipart body, or no file part (INVALID_ARGUMENT)'),
   413: json(S.ErrorBody, 'Upload too large (FILE_TOO_LARGE)'),
-  415: json(S.ErrorBody, 'Not an accepted audio format, detected from the content (UNSUPPORTED_FORMAT)'),
+  415: json(
+    S.ErrorBody,
+    'A body that is not multipart/form-data (UNSUPPORTED_MEDIA_TYPE), or not an accepted audio format, detected from the content (UNSUPPORTED_FORMAT)',
+  ),
   422: json(S.ErrorBody, 'Undecodable audio (DECODE_FAILED), clip under 3 s (AUDIO_TOO_SHORT), or lane unavailable'),
 };
 const authErrors = { 401: json(S.ErrorBody, 'Missing or wrong API key') };
@@ -33,13 +36,16 @@ const authErrors = { 401: json(S.ErrorBody, 'Missing or wrong API key') };
 export function createApp(engine: Engine, config: Config, metrics = new Metrics()): OpenAPIHono {
   const app = new OpenAPIHono({
     defaultHook: (result) => {
-      if (!result.success) {
-        const issue = result.error.issues[0];
-        const field = issue?.path.join('.') || 'request';
-        throw new AppError('INVALID_ARGUMENT', `${field}: ${issue?.message ?? 'invalid'}`);
-      }
+      if (!result.success) throw invalidArgument(result.error);
     },
   });
+  const uploads = path.join(config.dataDir, 'uploads');
+  sweepUploads(uploads).catch((e: unknown) => log.warn('cannot sweep the uploads left by processes that are gone', { dir: uploads, error: String(e) }));
+  /** Documents a route whose multipart body the handler streams itself: the route's own validator would buffer it. */
+  const streamed = (route: RouteConfig) => {
+    app.openAPIRegistry.registerPath(route);
+    return route.path;
+  };
 
   app.use('*', async (c, next) => {
     const started = performance.now();
@@ -65,56 +71,40 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
     }
     await next();
   };
-  const limit = (maxSize: number) =>
-    bodyLimit({
-      maxSize,
-      onError: () => {
-        throw new AppError('FILE_TOO_LARGE', `upload over ${Math.round(maxSize / 2 ** 20)} MB`);
-      },
-    });
 
   // --- tracks ---------------------------------------------------------------------------------
-  app.openapi(
-    createRoute({
-      method: 'post',
-      path: '/api/v1/tracks',
-      summary: 'Ingest audio files into the catalog',
-      description:
-        'Each `file` part is hashed, checked for duplicates (same file, or another copy of the same recording), decoded, fingerprinted and indexed. ' +
-        '201 when a track was created, 200 when every file was a duplicate.',
-      middleware: [requireKey, limit(config.maxTrackUploadBytes + FORM_SLACK)] as const,
-      request: { body: { content: { 'multipart/form-data': { schema: S.TrackUploadForm } }, required: true } },
-      responses: {
-        200: json(S.TrackUploadResponse, 'Every file was a duplicate'),
-        201: json(S.TrackUploadResponse, 'At least one track was created'),
-        ...errors,
-        ...authErrors,
-      },
-    }),
-    async (c) => {
-      const form = c.req.valid('form');
-      const files = Array.isArray(form.file) ? form.file : [form.file];
-      for (const f of files)
-        if (f.size > config.maxTrackUploadBytes) throw new AppError('FILE_TOO_LARGE', `${f.name}: over ${config.maxTrackUploadBytes / 2 ** 20} MB`);
-      const dir = path.join(config.dataDir, 'uploads');
-      await mkdir(dir, { recursive: true });
-      const inputs = files.map((f) => ({ path: path.join(dir, `${process.pid}.${randomUUID()}`), name: path.basename(f.name || 'upload') }));
-      try {
-        await Promise.all(files.map(async (f, i) => writeFile(inputs[i]!.path, new Uint8Array(await f.arrayBuffer()))));
-        const summary = await engine.ingest(inputs);
+  app.post(
+    streamed(
+      createRoute({
+        method: 'post',
+        path: '/api/v1/tracks',
+        summary: 'Ingest audio files into the catalog',
+        description:
+          'Each `file` part is hashed, checked for duplicates (same file, or another copy of the same recording), decoded, fingerprinted and indexed. ' +
+          '201 when a track was created, 200 when every file was a duplicate.',
+        request: { body: { content: { 'multipart/form-data': { schema: S.TrackUploadForm } }, required: true } },
+        responses: {
+          200: json(S.TrackUploadResponse, 'Every file was a duplicate'),
+          201: json(S.TrackUploadResponse, 'At least one track was created'),
+          ...errors,
+          ...authErrors,
+        },
+      }),
+    ),
+    requireKey,
+    (c) =>
+      withUpload(c, { dir: uploads, field: 'file', maxBytes: config.maxTrackUploadBytes, maxFiles: MAX_TRACK_FILES }, async ({ files }) => {
+        const summary = await engine.ingest(files);
         const byFile = new Map(summary.outcomes.map((o) => [o.file, o]));
-        const outcomes = inputs.map((i) => byFile.get(i.path)!);
+        const outcomes = files.map((f) => byFile.get(f.path)!);
         for (const o of outcomes) metrics.inc('audio_ident_ingest_files_total', 'Files offered for ingest, by outcome', { status: o.status });
         if (outcomes.every((o) => o.status === 'failed')) {
           const first = outcomes[0] as Extract<IngestOutcome, { status: 'failed' }>;
           throw new AppError(first.code, first.message, { logged: true });
         }
-        const body = { tracks: outcomes.map((o, i) => uploadResult(inputs[i]!.name, o)) };
+        const body = { tracks: outcomes.map((o, i) => uploadResult(files[i]!.name, o)) };
         return c.json(body, outcomes.some((o) => o.status === 'created') ? 201 : 200);
-      } finally {
-        await Promise.all(inputs.map((i) => rm(i.path, { force: true })));
-      }
-    },
+      }),
   );
 
   app.openapi(
@@ -123,7 +113,7 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
       path: '/api/v1/tracks',
       summary: 'List catalog tracks, oldest first, optionally filtered by text',
       request: { query: S.TrackListQuery },
-      responses: { 200: json(S.TrackList, 'A page of tracks'), 400: errors[400] },
+      responses: { 200: json(S.TrackList, 'A page of tracks'), 400: json(S.ErrorBody, 'Bad query parameters (INVALID_ARGUMENT)') },
     }),
     async (c) => {
       const q = c.req.valid('query');
@@ -174,38 +164,43 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
   );
 
   // --- search ---------------------------------------------------------------------------------
-  app.openapi(
-    createRoute({
-      method: 'post',
-      path: '/api/v1/search',
-      summary: 'Identify a complete clip (the fallback when live streaming is not possible)',
-      middleware: [limit(SEARCH_MAX_BYTES + FORM_SLACK)] as const,
-      request: { body: { content: { 'multipart/form-data': { schema: S.SearchForm } }, required: true } },
-      responses: { 200: json(S.SearchResponse, 'Matches per lane'), ...errors },
-    }),
-    async (c) => {
-      const started = performance.now();
-      const requestId = randomUUID();
-      const { audio, mode, max_results } = c.req.valid('form');
-      if (audio.size > SEARCH_MAX_BYTES) throw new AppError('FILE_TOO_LARGE', 'upload over 10 MB');
-      const r = await engine.search(await audio.arrayBuffer(), { label: audio.name || 'audio', mode, maxResults: max_results, requestId });
-      metrics.inc('audio_ident_searches_total', 'Clip searches, by whether the exact lane matched', { matched: String(r.exact.length > 0) });
-      for (const lane of ['exact', 'vibe'] as const) {
-        const status = r.lanes[lane];
-        if (status !== 'skipped' && status !== 'unavailable') metrics.inc('audio_ident_search_lanes_total', 'Search lanes run, by outcome', { lane, status });
-      }
-      return c.json(
-        {
-          request_id: requestId,
-          query_duration_ms: Math.round((performance.now() - started) * 100) / 100,
-          exact_matches: r.exact.map(S.exactMatch),
-          vibe_matches: r.vibe.map(S.vibeMatch),
-          mode_used: mode,
-          lanes: r.lanes,
+  app.post(
+    streamed(
+      createRoute({
+        method: 'post',
+        path: '/api/v1/search',
+        summary: 'Identify a complete clip (the fallback when live streaming is not possible)',
+        request: { body: { content: { 'multipart/form-data': { schema: S.SearchForm } }, required: true } },
+        responses: {
+          200: json(S.SearchResponse, 'Matches per lane'),
+          ...errors,
+          504: json(S.ErrorBody, 'Decoding the clip, or the one lane asked for, took too long (TIMEOUT)'),
         },
-        200,
-      );
-    },
+      }),
+    ),
+    (c) =>
+      withUpload(c, { dir: uploads, field: 'audio', maxBytes: SEARCH_MAX_BYTES, maxFiles: 1 }, async ({ files: [audio], fields }) => {
+        const started = performance.now();
+        const requestId = randomUUID();
+        const { mode, max_results } = parseFields(S.SearchFields, fields);
+        const r = await engine.search(audio!.path, { label: audio!.name, mode, maxResults: max_results, requestId });
+        metrics.inc('audio_ident_searches_total', 'Clip searches, by whether the exact lane matched', { matched: String(r.exact.length > 0) });
+        for (const lane of ['exact', 'vibe'] as const) {
+          const status = r.lanes[lane];
+          if (status !== 'skipped' && status !== 'unavailable') metrics.inc('audio_ident_search_lanes_total', 'Search lanes run, by outcome', { lane, status });
+        }
+        return c.json(
+          {
+            request_id: requestId,
+            query_duration_ms: Math.round((performance.now() - started) * 100) / 100,
+            exact_matches: r.exact.map(S.exactMatch),
+            vibe_matches: r.vibe.map(S.vibeMatch),
+            mode_used: mode,
+            lanes: r.lanes,
+          },
+          200,
+        );
+      }),
   );
 
   // --- operations -----------------------------------------------------------------------------
@@ -276,6 +271,19 @@ function uploadResult(fileName: string, o: IngestOutcome): z.infer<typeof S.Trac
     case 'failed':
       return { file_name: fileName, status: 'failed', error: { code: o.code, message: o.message } };
   }
+}
+
+function invalidArgument(error: z.ZodError): AppError {
+  const issue = error.issues[0];
+  const field = issue?.path.join('.') || 'request';
+  return new AppError('INVALID_ARGUMENT', `${field}: ${issue?.message ?? 'invalid'}`);
+}
+
+/** A streamed form's fields, validated as a route's own validator would. */
+function parseFields<T extends z.ZodTypeAny>(schema: T, fields: Record<string, string>): z.infer<T> {
+  const result = schema.safeParse(fields);
+  if (!result.success) throw invalidArgument(result.error);
+  return result.data;
 }
 
 function keyMatches(header: string | undefined, key: string): boolean {
