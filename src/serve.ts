@@ -28,7 +28,7 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
     log.warn('AUDIO_IDENT_API_KEY is not set: listening on 127.0.0.1 only, not on the HOST asked for', { host });
     host = '127.0.0.1';
   }
-  const engine = await Engine.open(config, { vibe: true, matchThreads: config.matchThreads });
+  const engine = await Engine.open(config, { vibe: true, matchThreads: config.matchThreads, scanIndex: true });
   const metrics = new Metrics();
   const app = createApp(engine, config, metrics);
   const server: ServerType = await new Promise((resolve, reject) => {
@@ -105,8 +105,8 @@ function watchEventLoop(metrics: Metrics): { stop(): void } {
 export async function serve(config: Config): Promise<void> {
   const s = await startServer(config);
   await new Promise<void>((resolve) => {
-    const stop = (why: string) => {
-      log.info('shutting down', { why });
+    const stop = (cause: { signal: string } | { error: string }) => {
+      log.info('shutting down', cause);
       s.close().then(resolve, (e: unknown) => {
         log.error('shutdown failed', { error: String(e) });
         resolve();
@@ -116,11 +116,11 @@ export async function serve(config: Config): Promise<void> {
       if (s.listen.failCurrent(e)) return;
       log.error('uncaught error outside any session', { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
       process.exitCode = 1;
-      stop('uncaught error');
+      stop({ error: 'uncaught' });
     };
     process.on('uncaughtException', lastResort);
     process.on('unhandledRejection', lastResort);
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop({ signal: 'SIGTERM' }));
+    process.once('SIGINT', () => stop({ signal: 'SIGINT' }));
   });
 }

@@ -201,6 +201,14 @@ test('delete: postings, file and row go; health, metrics and the OpenAPI documen
   assert.match(metrics, /http_request_duration_seconds_bucket\{method="POST",route="\/api\/v1\/search",le="0.5"\}/);
   assert.match(metrics, /audio_ident_index_bytes \d+/);
   const doc = (await (await fetch(url('/openapi.json'))).json()) as { paths: Record<string, unknown> };
-  assert.deepEqual(Object.keys(doc.paths).sort(), ['/api/v1/duplicates', '/api/v1/search', '/api/v1/tracks', '/api/v1/tracks/{id}', '/health']);
+  assert.deepEqual(Object.keys(doc.paths).sort(), [
+    '/api/v1/duplicates',
+    '/api/v1/search',
+    '/api/v1/tracks',
+    '/api/v1/tracks/{id}',
+    '/health',
+    '/livez',
+    '/readyz',
+  ]);
   await expectError(await fetch(url('/nope')), 404, 'NOT_FOUND');
 });

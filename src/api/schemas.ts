@@ -124,6 +124,15 @@ export const DuplicateReports = z
   })
   .openapi('DuplicateReports');
 
+export const Liveness = z.object({ status: z.literal('ok') }).openapi('Liveness');
+
+export const Readiness = z
+  .object({
+    status: z.enum(['ok', 'not_ready']),
+    checks: z.object({ catalog: z.string(), index: z.string() }),
+  })
+  .openapi('Readiness');
+
 export const Health = z
   .object({
     status: z.enum(['ok', 'degraded']),

@@ -40,8 +40,6 @@ const TABLE = {
   TOO_MANY_SESSIONS: { http: 429, ws: 4430 },
   OVERLOADED: { http: 503, ws: 1013 },
   SHUTTING_DOWN: { http: 503, ws: 1001 },
-  /** The server cannot answer yet, or any more (readiness). */
-  NOT_READY: { http: 503, ws: 1013 },
   INTERNAL: { http: 500, ws: 1011 },
 } as const satisfies Record<string, { http: number; ws: number }>;
 

@@ -181,6 +181,12 @@ export class Catalog {
     return rows.map((r) => ({ id: r.id, fpId: r.fp_id, status: r.fingerprint_status, owner: r.ingest_owner, raw_path: r.file_path }));
   }
 
+  /** Index numbers of the visible tracks. */
+  async indexedFpIds(): Promise<number[]> {
+    const rows = await this.sql<{ fp_id: number }[]>`SELECT fp_id FROM tracks WHERE fingerprint_status = 'indexed'`;
+    return rows.map((r) => r.fp_id);
+  }
+
   /** Every row's index number and raw file, whatever its state: what other stores may hold. */
   async references(): Promise<{ fpIds: Set<number>; rawPaths: Set<string> }> {
     const rows = await this.sql<{ fp_id: number; file_path: string }[]>`SELECT fp_id, file_path FROM tracks`;

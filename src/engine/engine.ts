@@ -8,17 +8,20 @@
 // 'indexed' rows only, and on open the engine rolls back the pending rows of dead processes,
 // finishes interrupted deletions and drops postings, vectors and raw files that no row refers to.
 import { randomUUID } from 'node:crypto';
+import path from 'node:path';
 import type { Config } from '../base/config.js';
 import { Catalog, type NewTrack, type Track } from '../catalog/catalog.js';
 import { openDatabase, type Database } from '../catalog/database.js';
 import { migrate } from '../catalog/migrations.js';
-import { AppError } from '../base/errors.js';
+import { AppError, isAppError } from '../base/errors.js';
 import { Mutex } from '../base/lock.js';
+import { checkWritable } from '../base/storage.js';
 import { log } from '../base/log.js';
 import { pool } from '../base/pool.js';
 import { ownerGone, processOwner } from '../base/process.js';
 import { decodeFile, SAMPLE_RATE } from '../audio/decode.js';
 import { FingerprintIndex, type IndexStats } from '../exact/fingerprint-index.js';
+import { scanIndex, type ScanResult } from '../exact/index-scan.js';
 import { MAX_QUERY_SECONDS, matchClip } from '../exact/clip-match.js';
 import type { Fingerprint } from '../exact/fingerprint.js';
 import type { LiveMatchEvents, LiveMatchOptions } from '../exact/live-match.js';
@@ -66,6 +69,8 @@ export interface EngineOptions {
   vibe?: boolean | 'replace';
   /** Start this many matching threads, for clip search and live sessions (the server). */
   matchThreads?: number;
+  /** Read the whole index once in the background (index-scan.ts); checkIndex fails from then on if that failed (the server). */
+  scanIndex?: boolean;
 }
 
 export interface TrackMatch extends Omit<Match, 'fpId'> {
@@ -89,6 +94,8 @@ export class Engine {
   private readonly raw: RawStore;
   private readonly catalog: Catalog;
   private readonly ingestGate = new Mutex();
+  /** The full read of the index: running, passed, or the reason it failed. */
+  private scan: { state: 'running' } | { state: 'done'; result: ScanResult } | undefined;
 
   private constructor(
     private readonly config: Config,
@@ -113,21 +120,33 @@ export class Engine {
    * vectors of another model than the configured one is refused, unless `vibe: 'replace'`.
    */
   static async open(config: Config, opts: EngineOptions = {}): Promise<Engine> {
+    await checkWritable(config.dataDir);
     const db = await openDatabase(config);
     let store: DataStore | undefined;
     let vectors: VectorStore | undefined;
     let vibe: VibeLane | undefined;
     try {
       await migrate(db.sql);
-      store = DataStore.open(config.dataDir);
+      let index: FingerprintIndex;
+      try {
+        // Read apart before this process touches it: a damaged page can crash the reader.
+        const sample = DataStore.exists(config.dataDir) ? await scanIndex(config.dataDir, 'sample') : undefined;
+        if (sample && !sample.ok) throw indexCorrupt(config.dataDir, 'cannot be read', sample.reason);
+        store = DataStore.open(config.dataDir);
+        index = new FingerprintIndex(store);
+      } catch (e) {
+        throw isAppError(e) ? e : indexCorrupt(config.dataDir, 'cannot be read', e);
+      }
       vectors = await openVectorStore(config);
       const opened = opts.vibe
         ? await openVibeLane(config, vectors, opts.vibe === 'replace')
         : { lane: undefined, reason: 'the vibe model is not loaded in this process' };
       vibe = opened.lane;
       const matcher = opts.matcher ?? DEFAULT_MATCHER;
-      const engine = new Engine(config, db, store, new FingerprintIndex(store), vectors, vibe, opened.lane ? '' : opened.reason, matcher);
+      const engine = new Engine(config, db, store, index, vectors, vibe, opened.lane ? '' : opened.reason, matcher);
       await engine.settle();
+      await engine.checkIndex(true);
+      if (opts.scanIndex) engine.startScan();
       // The threads open their own readers of the index, after the settling wrote it.
       if (opts.matchThreads) engine.threads = new MatchThreads({ dataDir: config.dataDir, matcher, ffmpegPath: config.ffmpegPath }, opts.matchThreads);
       return engine;
@@ -176,6 +195,41 @@ export class Engine {
 
   stats(): IndexStats {
     return this.index.stats();
+  }
+
+  /**
+   * Whether the fingerprint index can be read (FingerprintIndex.check) and agrees with the
+   * catalog: every visible track has its fingerprints, and with `exact` (no ingest or deletion
+   * running, as at open) the index holds no track the catalog has no row for. Throws
+   * INDEX_CORRUPT naming what is wrong; returns the visible tracks.
+   */
+  async checkIndex(exact = false): Promise<number> {
+    if (this.scan?.state === 'done' && !this.scan.result.ok) throw indexCorrupt(this.config.dataDir, 'cannot be read');
+    let indexed: Set<number>;
+    try {
+      indexed = new Set(this.index.check());
+    } catch (e) {
+      throw indexCorrupt(this.config.dataDir, 'cannot be read', e);
+    }
+    const visible = await this.catalog.indexedFpIds();
+    const missing = visible.filter((n) => !indexed.has(n)).length;
+    if (missing) throw indexCorrupt(this.config.dataDir, `lacks the fingerprints of ${missing} of the catalog's ${visible.length} tracks`);
+    if (exact) {
+      const refs = (await this.catalog.references()).fpIds;
+      const extra = [...indexed].filter((n) => !refs.has(n)).length;
+      if (extra) throw indexCorrupt(this.config.dataDir, `holds ${extra} tracks that the catalog has no row for`);
+    }
+    return visible.length;
+  }
+
+  private startScan(): void {
+    this.scan = { state: 'running' };
+    scanIndex(this.config.dataDir, 'full').then((result) => {
+      this.scan = { state: 'done', result };
+      if (result.ok)
+        log.info('read the whole fingerprint index', { tracks: result.tracks, entries: result.entries, seconds: Math.round(result.seconds * 100) / 100 });
+      else indexCorrupt(this.config.dataDir, 'cannot be read', result.reason);
+    });
   }
 
   // --- the catalog -------------------------------------------------------------------------------
@@ -435,4 +489,16 @@ export class Engine {
       staged,
     });
   }
+}
+
+/**
+ * The index cannot serve: a damaged file (`cause`, whose own words go to the log), or contents
+ * that do not agree with the catalog.
+ */
+function indexCorrupt(dataDir: string, why: string, cause?: unknown): AppError {
+  const dir = path.join(dataDir, 'index');
+  if (cause !== undefined) log.error('the fingerprint index cannot be read', { dir, error: cause instanceof Error ? cause.message : String(cause) });
+  return new AppError('INDEX_CORRUPT', `the fingerprint index under ${dir} ${why}: run \`audio-ident rebuild-index\` to rebuild it from the stored originals`, {
+    cause,
+  });
 }

@@ -9,6 +9,7 @@ import type { Config } from '../base/config.js';
 import { AppError, publicError, type ErrorCode } from '../base/errors.js';
 import type { Mutex } from '../base/lock.js';
 import { pool } from '../base/pool.js';
+import { storageError } from '../base/storage.js';
 import { detectFileFormat, SAMPLE_RATE } from '../audio/decode.js';
 import { readTags } from '../audio/tags.js';
 import { MIN_QUERY_SECONDS } from '../exact/clip-match.js';
@@ -71,7 +72,7 @@ export async function listAudioFiles(paths: string[]): Promise<string[]> {
 
 /** The parts of the engine an ingest works with. */
 export interface IngestParts {
-  config: Pick<Config, 'concurrency' | 'ffmpegPath' | 'ingestBatchPostings'>;
+  config: Pick<Config, 'concurrency' | 'ffmpegPath' | 'ingestBatchPostings' | 'dataDir'>;
   catalog: Catalog;
   raw: RawStore;
   /** The vibe lane's embedding of a track, when it runs. */
@@ -115,7 +116,7 @@ export async function ingestFiles(parts: IngestParts, inputs: IngestInput[], onP
         });
       } catch (e) {
         // Nothing of the batch committed: drop its staged files and report each file.
-        const { code, message } = publicError(e, { during: 'ingest commit' });
+        const { code, message } = publicError(storageError(e, parts.config.dataDir) ?? e, { during: 'ingest commit' });
         for (const { index, item } of items) {
           if (item.staged) await parts.raw.discard(item.staged);
           outcomes[index] = { file: files[index]!, status: 'failed', code, message };
@@ -189,7 +190,7 @@ export async function ingestFiles(parts: IngestParts, inputs: IngestInput[], onP
       progress.audioSeconds += seconds;
       if (batchPostings >= parts.config.ingestBatchPostings) await flush();
     } catch (e) {
-      const { code, message } = publicError(e, { file });
+      const { code, message } = publicError(storageError(e, parts.config.dataDir) ?? e, { file });
       outcomes[index] = { file, status: 'failed', code, message };
       progress.failed++;
     } finally {

@@ -273,6 +273,44 @@ export class FingerprintIndex {
     return { length: n, track, offset, queryTime, hash };
   }
 
+  /**
+   * Reads a sample of every part of the index (its bookkeeping, every track's key list, the
+   * sketches and postings at random places) and returns the track numbers it holds. A damaged
+   * data file throws here (LMDB's MDB_CORRUPTED, or bytes that do not parse) rather than in a
+   * search. A sample, so that it costs milliseconds on any size of index: `rebuild-index`
+   * rewrites the whole of it.
+   */
+  check(samples = 256): number[] {
+    const tracks = this.trackNumbers();
+    const counted = (this.meta.get('tracks') as number | undefined) ?? 0;
+    if (counted !== tracks.length) throw new Error(`the index counts ${counted} tracks but lists ${tracks.length}`);
+    const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!;
+    for (let i = 0; i < Math.min(samples, tracks.length); i++) {
+      const t = pick(tracks);
+      if (!this.trackKeys.getBinary(t)) throw new Error(`track ${t} has no key list`);
+      if (!this.sketches.getBinary(t)) throw new Error(`track ${t} has no sketch`);
+    }
+    for (const g of this.generations()) {
+      for (let i = 0; i < samples; i++) {
+        for (const { value } of this.postings.getRange({ start: g.id * BUCKETS + Math.floor(Math.random() * BUCKETS), limit: 2 })) {
+          if (value.length % POSTING_BYTES !== 0 && !isCommon(value)) throw new Error('a postings bucket does not parse');
+        }
+      }
+    }
+    return tracks;
+  }
+
+  /** Reads every entry of the index, so that any damaged page shows (index-scan.ts runs it apart). */
+  scan(): { entries: number } {
+    let entries = 0;
+    for (const { value } of this.postings.getRange()) {
+      if (value.length % POSTING_BYTES !== 0 && !isCommon(value)) throw new Error('a postings bucket does not parse');
+      entries++;
+    }
+    for (const t of this.trackNumbers()) if (!this.trackKeys.getBinary(t) || !this.sketches.getBinary(t)) throw new Error(`track ${t} is incomplete`);
+    return { entries };
+  }
+
   stats(): IndexStats {
     const s = this.store.env.getStats() as { pageSize: number; treeBranchPageCount?: number; lastPageNumber?: number };
     const keys = (this.postings.getStats() as { entryCount: number }).entryCount;

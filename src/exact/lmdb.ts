@@ -19,6 +19,11 @@ export class DataStore {
     return new DataStore(open({ path: dir, maxDbs: 16, compression: false, cache: false }));
   }
 
+  /** Whether the data dir has an index yet. */
+  static exists(dataDir: string): boolean {
+    return existsSync(path.join(storeDirs(dataDir).current, 'data.mdb'));
+  }
+
   /**
    * The current environment for reading only, for threads of a process that opened it with
    * `open` (which settled any interrupted swap): a reader never moves directories.

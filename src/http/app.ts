@@ -1,7 +1,6 @@
 // The HTTP API (Hono): catalog management, clip search, health, metrics and the OpenAPI document.
 // Handlers ask the Engine. Errors of every kind leave through onError, which maps them with the
 // one table in base/errors.ts and keeps INTERNAL failures' text in the log.
-import { spawn } from 'node:child_process';
 import { timingSafeEqual, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { OpenAPIHono, createRoute, z, type RouteConfig } from '@hono/zod-openapi';
@@ -14,6 +13,7 @@ import type { IngestOutcome } from '../engine/ingest.js';
 import { Metrics } from './metrics.js';
 import * as S from '../api/schemas.js';
 import { sweepUploads, withUpload } from './uploads.js';
+import { registerProbes } from './health.js';
 import { serveWebClient } from './web.js';
 
 /** Largest search clip: a browser's recording of the 30 s a search uses, with room to spare. */
@@ -204,45 +204,7 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
   );
 
   // --- operations -----------------------------------------------------------------------------
-  app.openapi(
-    createRoute({
-      method: 'get',
-      path: '/health',
-      summary: 'Whether the catalog, the index, ffmpeg and the vibe lane work',
-      responses: { 200: json(S.Health, 'All good'), 503: json(S.Health, 'Something is down') },
-    }),
-    async (c) => {
-      const checks = {
-        catalog: await engine.ping().then(
-          () => 'ok',
-          (e: Error) => `error: ${e.message}`,
-        ),
-        index: (() => {
-          try {
-            return `ok (${engine.stats().tracks} tracks)`;
-          } catch (e) {
-            return `error: ${(e as Error).message}`;
-          }
-        })(),
-        ffmpeg: await ffmpegVersion(config.ffmpegPath).then(
-          (v) => `ok (${v})`,
-          (e: Error) => `error: ${e.message}`,
-        ),
-      };
-      const ok = Object.values(checks).every((v) => v.startsWith('ok'));
-      // The vibe lane is optional: off is reported, not a failure; an unreachable store is.
-      const lane = engine.vibeStatus();
-      const vibe = lane.on
-        ? await engine.vectorCount().then(
-            (n) => `ok (${lane.model}, ${lane.store}, ${n.track} tracks)`,
-            (e: Error) => `error: ${e.message}`,
-          )
-        : `off (${lane.reason})`;
-      const healthy = ok && !vibe.startsWith('error');
-      return c.json({ status: healthy ? ('ok' as const) : ('degraded' as const), checks: { ...checks, vibe } }, healthy ? 200 : 503);
-    },
-  );
-
+  registerProbes(app, engine, config);
   app.get('/metrics', (c: Context) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
@@ -292,20 +254,4 @@ function keyMatches(header: string | undefined, key: string): boolean {
   const a = Buffer.from(m[1]!.trim());
   const b = Buffer.from(key);
   return a.length === b.length && timingSafeEqual(a, b);
-}
-
-let ffmpegSeen: Promise<string> | undefined;
-function ffmpegVersion(ffmpegPath: string): Promise<string> {
-  // Once found, ffmpeg stays: a failed probe is retried on the next health check.
-  ffmpegSeen ??= new Promise<string>((resolve, reject) => {
-    const p = spawn(ffmpegPath, ['-hide_banner', '-version'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(/ffmpeg version (\S+)/.exec(out)?.[1] ?? 'unknown') : reject(new Error(`ffmpeg exited with ${code}`))));
-  }).catch((e) => {
-    ffmpegSeen = undefined;
-    throw e;
-  });
-  return ffmpegSeen;
 }

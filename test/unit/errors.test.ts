@@ -33,7 +33,6 @@ const CODES: Record<ErrorCode, null> = {
   TOO_MANY_SESSIONS: null,
   OVERLOADED: null,
   SHUTTING_DOWN: null,
-  NOT_READY: null,
   INTERNAL: null,
 };
 const ALL = Object.keys(CODES) as ErrorCode[];
