@@ -110,3 +110,23 @@ test('an unreachable DATABASE_URL is a clear error', async () => {
   const config = await tempDataDir('embedded', { databaseUrl: 'postgres://nobody:secret@127.0.0.1:1/none' });
   await assert.rejects(openDatabase(config), (e: unknown) => isAppError(e, 'DATABASE_UNAVAILABLE') && !e.message.includes('secret'));
 });
+
+test('tag text with control characters, or too long, is stored clean and cut between characters', async () => {
+  const config = await tempDataDir('server');
+  const db = await openDatabase(config);
+  try {
+    await migrate(db.sql);
+    const c = new Catalog(db.sql);
+    const title = `A\u0000B\u0007${'😀'.repeat(600)}`;
+    const [row] = await c.insertPending([newTrack(7, { title, artist: 'Art\u0000ist', album: '\u0001' })], 'host:1');
+    assert.ok(row);
+    const chars = Array.from(row.title);
+    assert.equal(chars.length, 500);
+    assert.equal(chars.slice(0, 3).join(''), 'AB😀');
+    assert.ok(chars.every((ch) => ch === 'A' || ch === 'B' || ch === '😀' || ch === '…'), 'no half of a surrogate pair');
+    assert.equal(row.artist, 'Artist');
+    assert.equal(row.album, '');
+  } finally {
+    await db.close();
+  }
+});

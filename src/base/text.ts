@@ -9,6 +9,11 @@ export function clip(s: string, max: number): string {
   return chars.length <= max ? s : chars.slice(0, Math.max(0, max - 1)).join('') + ELLIPSIS;
 }
 
+/** Text from a file's tags or a client for the catalog: no control characters (PostgreSQL refuses a NUL), at most `max` characters. */
+export function printable(s: string, max: number): string {
+  return clip(s.replace(/\p{Cc}/gu, ''), max);
+}
+
 /** A client's value quoted for a message: JSON-escaped (controls and quotes), at most `max` characters. */
 export function quote(value: unknown, max = 40): string {
   const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));

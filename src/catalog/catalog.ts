@@ -2,6 +2,7 @@
 // becomes 'indexed' (visible) after its postings and raw file are in place; deletion marks it
 // 'deleting' first. Rows that are not 'indexed' are invisible to every reader, and the engine
 // settles those a crashed process left behind (see engine.ts).
+import { printable } from '../base/text.js';
 import type { Sql } from './database.js';
 
 export interface Track {
@@ -96,7 +97,7 @@ export class Catalog {
           INSERT INTO tracks (id, title, artist, album, duration_seconds, sample_rate, channels, bitrate, format,
                               file_name, file_hash_sha256, file_size_bytes, file_path, ingest_owner,
                               embedding_model, embedding_dim, vibe_tags)
-          VALUES (${t.id}, ${t.title.slice(0, 500)}, ${t.artist?.slice(0, 500) ?? null}, ${t.album?.slice(0, 500) ?? null},
+          VALUES (${t.id}, ${printable(t.title, 500)}, ${t.artist ? printable(t.artist, 500) : null}, ${t.album ? printable(t.album, 500) : null},
                   ${t.duration_seconds}, ${t.sample_rate}, ${t.channels}, ${t.bitrate}, ${t.format}, ${t.file_name},
                   ${t.sha256}, ${t.file_size_bytes}, ${t.raw_path}, ${owner},
                   ${t.embedding_model ?? null}, ${t.embedding_dim ?? null}, ${tx.array(t.vibe_tags ?? [])})
