@@ -14,10 +14,14 @@ export function printable(s: string, max: number): string {
   return clip(s.replace(/\p{Cc}/gu, ''), max);
 }
 
-/** A client's value quoted for a message: JSON-escaped (controls and quotes), at most `max` characters. */
+/**
+ * A client's value for a message: a string JSON-escaped (controls and quotes) and cut to `max`
+ * characters; an object or array only named, never serialised (it may nest deeper than the stack).
+ */
 export function quote(value: unknown, max = 40): string {
-  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
-  return JSON.stringify(clip(text, max));
+  if (typeof value === 'string') return JSON.stringify(clip(value, max));
+  if (value === null || typeof value !== 'object') return clip(String(value), max);
+  return Array.isArray(value) ? 'an array' : 'an object';
 }
 
 /** `s` in at most `maxBytes` of UTF-8, cut before the first character that does not fit. */

@@ -58,6 +58,11 @@ const SENTENCES: Record<string, string> = {
   CHUNK_TOO_LARGE: 'The browser sent more audio at once than the server accepts.',
   TOO_FAST: 'Audio arrived faster than real time, so the server stopped listening.',
   IDLE_TIMEOUT: 'No audio reached the server for a while, so it stopped listening.',
+  START_TIMEOUT: 'The listening session did not start in time. Please try again.',
+  TOO_SLOW: 'Audio reached the server too slowly to listen live: the network may be weak.',
+  TOO_MANY_SESSIONS: 'Too many listening sessions are open from this network. Please close one and try again.',
+  UNSUPPORTED_MEDIA_TYPE: 'The server did not accept the upload: it must be sent as a form.',
+  STORAGE_ERROR: 'The server cannot store files right now (its disk is full or not writable).',
   OVERLOADED: 'The server is busy with other listeners right now. Please try again in a moment.',
   SHUTTING_DOWN: 'The server is restarting. Please try again in a moment.',
   DATABASE_UNAVAILABLE: 'The catalog database is not reachable right now. Please try again later.',
@@ -81,7 +86,9 @@ const CLOSE_CODES: Record<number, string> = {
   1011: 'The server ran into an internal error while listening.',
   1013: SENTENCES.OVERLOADED!,
   4408: SENTENCES.IDLE_TIMEOUT!,
+  4409: SENTENCES.TOO_SLOW!,
   4429: SENTENCES.TOO_FAST!,
+  4430: SENTENCES.TOO_MANY_SESSIONS!,
 };
 
 /** A sentence for a WebSocket close that was not a normal end (an `error` message, when one came, says more). */
