@@ -1,9 +1,10 @@
 # The two commands a user needs: `make serve` (set-up, then the server on embedded defaults) and
 # `make test` (set-up, then every test).
-.PHONY: setup serve test lint build native bench-accuracy bench-search bench-stream docker-up docker-down clean
+.PHONY: setup serve test lint build native fuzz bench-accuracy bench-search bench-stream docker-up docker-down clean
 
 POSTGRES_MODE ?= docker
 QDRANT_MODE ?= docker
+FUZZ_SECONDS ?= 60
 
 setup:
 	scripts/setup.sh
@@ -23,6 +24,11 @@ build:
 
 native:
 	npm run install --silent
+
+# The fuzzer of the listening protocol and the REST uploads against a real server, for
+# FUZZ_SECONDS; FUZZ_SEED repeats a run (each run prints its seed).
+fuzz: build
+	node dist/tools/fuzz.js --seconds $(FUZZ_SECONDS) $(if $(FUZZ_SEED),--seed $(FUZZ_SEED))
 
 bench-accuracy: setup
 	node dist/bench/accuracy.js

@@ -98,12 +98,14 @@ function watchEventLoop(metrics: Metrics): { stop(): void } {
 }
 
 /**
- * `audio-ident serve`: runs until a signal. An error that escapes every handler ends only the
- * listening connection it came from, when it came from one; otherwise the process's state is
- * unknown, so it shuts down cleanly and exits 1 for its supervisor to restart it.
+ * `audio-ident serve`: runs until a signal and resolves with the exit code. An error that
+ * escapes every handler ends only the listening connection it came from, when it came from one;
+ * otherwise the process's state is unknown, so it shuts down cleanly and exits 1 for its
+ * supervisor to restart it.
  */
-export async function serve(config: Config): Promise<void> {
+export async function serve(config: Config): Promise<number> {
   const s = await startServer(config);
+  let code = 0;
   await new Promise<void>((resolve) => {
     const stop = (cause: { signal: string } | { error: string }) => {
       log.info('shutting down', cause);
@@ -115,7 +117,7 @@ export async function serve(config: Config): Promise<void> {
     const lastResort = (e: unknown) => {
       if (s.listen.failCurrent(e)) return;
       log.error('uncaught error outside any session', { error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
-      process.exitCode = 1;
+      code = 1;
       stop({ error: 'uncaught' });
     };
     process.on('uncaughtException', lastResort);
@@ -123,4 +125,5 @@ export async function serve(config: Config): Promise<void> {
     process.once('SIGTERM', () => stop({ signal: 'SIGTERM' }));
     process.once('SIGINT', () => stop({ signal: 'SIGINT' }));
   });
+  return code;
 }

@@ -123,7 +123,10 @@ test('tag text with control characters, or too long, is stored clean and cut bet
     const chars = Array.from(row.title);
     assert.equal(chars.length, 500);
     assert.equal(chars.slice(0, 3).join(''), 'AB😀');
-    assert.ok(chars.every((ch) => ch === 'A' || ch === 'B' || ch === '😀' || ch === '…'), 'no half of a surrogate pair');
+    assert.ok(
+      chars.every((ch) => ch === 'A' || ch === 'B' || ch === '😀' || ch === '…'),
+      'no half of a surrogate pair',
+    );
     assert.equal(row.artist, 'Artist');
     assert.equal(row.album, '');
   } finally {

@@ -100,7 +100,11 @@ export const TrackUploadResponse = z
   .openapi('TrackUploadResponse');
 
 export const TrackListQuery = z.object({
-  q: z.string().max(200).optional(),
+  q: z
+    .string()
+    .max(200)
+    .regex(/^\P{Cc}*$/u, 'must not hold control characters')
+    .optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   offset: z.coerce.number().int().min(0).default(0),
 });

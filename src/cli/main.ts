@@ -61,8 +61,7 @@ async function main(argv: string[]): Promise<number> {
   const config = loadConfig(process.env, args.dataDir ? { dataDir: args.dataDir } : {});
   setLogLevel(config.logLevel);
   if (args.command === 'serve') {
-    await serve(config);
-    return 0;
+    return serve(config);
   }
   if (args.command === 'rebuild-index' && args.vibe) {
     const bar = new ProgressBar('re-embed');

@@ -92,7 +92,11 @@ async function receive(req: Request, spec: UploadSpec): Promise<Upload> {
     abort.abort();
   };
   parser.on('file', (name, stream, info) => {
-    if (name !== spec.field || failure !== undefined) return void stream.resume();
+    if (name !== spec.field || failure !== undefined) {
+      // Drained, and its error (a body cut short) is the parser's to report, not the process's.
+      stream.on('error', () => undefined);
+      return void stream.resume();
+    }
     const file = { path: path.join(spec.dir, `${process.pid}.${randomUUID()}`), name: cleanFileName(info.filename) };
     files.push(file);
     // Not at once: busboy still sets the stream's `truncated` after emitting 'limit'.
@@ -100,6 +104,8 @@ async function receive(req: Request, spec: UploadSpec): Promise<Upload> {
     const write = pipeline(stream, createWriteStream(file.path), { signal: abort.signal });
     writes.push(write.catch((e: unknown) => fail((e as NodeJS.ErrnoException).syscall ? storageError(spec.dir, e) : e)));
   });
+  // Errors can come after the pipeline gave up on the parser (an abort): they are answered already.
+  parser.on('error', fail);
   parser.on('field', (name, value, info) => {
     if (info.valueTruncated) fail(new AppError('INVALID_ARGUMENT', `${name}: longer than ${FIELD_LIMITS.fieldSize} bytes`));
     fields.set(name, value);
