@@ -12,6 +12,7 @@ import { DEFAULT_LIMITS, type ListenLimits } from './listen/limits.js';
 import { ListenService } from './listen/transport.js';
 import { createApp } from './http/app.js';
 import { Metrics } from './http/metrics.js';
+import { trimWhenLoadFalls } from './base/memory.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
@@ -46,6 +47,7 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
     engine.threadStats().clips.reduce((n, c) => n + c, 0),
   );
   const loop = watchEventLoop(metrics);
+  const trimmer = trimWhenLoadFalls(() => listenService.stats().sessions + engine.threadStats().clips.reduce((n, c) => n + c, 0));
   const { port } = server.address() as AddressInfo;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const vibe = engine.vibeStatus();
@@ -64,6 +66,7 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
     close: () =>
       (closing ??= (async () => {
         loop.stop();
+        trimmer.stop();
         await listenService.close();
         await new Promise<void>((resolve) => {
           server.close(() => resolve());

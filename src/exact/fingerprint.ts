@@ -4,8 +4,8 @@
 // its frames straddle the catalog's, and one of the two phases always lies within a quarter hop
 // of them. Measured on the accuracy bench, the second phase lifted clean 5 s clips from 92% to
 // 98% at the right offset. Long windows (128 ms) resolve the tonal peaks that survive heavy noise.
-import { createRequire } from 'node:module';
 import { SAMPLE_RATE } from '../audio/decode.js';
+import { addon } from '../base/native.js';
 
 interface NativeOutput extends Hashes {
   sketch: Uint32Array;
@@ -18,7 +18,7 @@ interface NativeModule {
   Extractor: new (config: ExtractorConfig) => NativeExtractor;
 }
 
-const native = createRequire(import.meta.url)('../../../native/build/Release/audio_ident_fp.node') as NativeModule;
+const native = addon as NativeModule;
 
 export interface ExtractorConfig {
   fftSize: number;
