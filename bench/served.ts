@@ -13,6 +13,12 @@ const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'sr
 export interface Served {
   url: string;
   server: ChildProcess;
+  /** The server's warn and error log lines since it started (the latest 200). */
+  problems: string[];
+  /** Resolves true once the server has logged a line with this `msg` (false after timeoutMs). */
+  logged(msg: string, timeoutMs: number): Promise<boolean>;
+  /** Stops the server and starts a fresh one on the same data dir, `env` added to its environment. */
+  restart(env?: NodeJS.ProcessEnv): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -51,29 +57,81 @@ export async function serveCorpus(catalog: string, corpus: CorpusTrack[], keepDi
   try {
     console.error(`ingesting ${corpus.length} tracks into ${dataDir} (${catalog} catalog)`);
     await runCli(['ingest', ...corpus.map((t) => t.file)], env);
-    const server = spawn(process.execPath, [CLI, 'serve'], { env: { ...env, PORT: '0', AUDIO_IDENT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
-    const url = await new Promise<string>((resolve, reject) => {
-      let buf = '';
-      server.stderr!.on('data', (d) => {
-        buf += d;
-        const m = /"url":"([^"]+)"/.exec(buf);
-        if (m) resolve(m[1]!);
-      });
-      server.on('exit', (code) => reject(new Error(`server exited with ${code}: ${buf}`)));
-    });
-    return {
-      url,
-      server,
-      stop: async () => {
+    const started = await startServer(env);
+    const stopServer = async () => {
+      const { server } = served;
+      if (server.exitCode === null && server.signalCode === null) {
+        const gone = new Promise((resolve) => server.once('exit', resolve));
         server.kill('SIGTERM');
-        await new Promise((resolve) => server.once('exit', resolve));
+        await gone;
+      }
+    };
+    const served: Served = {
+      ...started,
+      restart: async (extra = {}) => {
+        await stopServer();
+        Object.assign(served, await startServer({ ...env, ...extra }));
+      },
+      stop: async () => {
+        await stopServer();
         await cleanup();
       },
     };
+    return served;
   } catch (e) {
     await cleanup();
     throw e;
   }
+}
+
+/** `audio-ident serve` as its own process on an ephemeral port; resolves once it listens. */
+async function startServer(env: NodeJS.ProcessEnv): Promise<Pick<Served, 'url' | 'server' | 'problems' | 'logged'>> {
+  const server = spawn(process.execPath, [CLI, 'serve'], { env: { ...env, PORT: '0', AUDIO_IDENT_LOG_LEVEL: 'info' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  const waiters = new Set<{ msg: string; done: (yes: boolean) => void }>();
+  const logged = (msg: string, timeoutMs: number) =>
+    new Promise<boolean>((resolve) => {
+      if (seen.has(msg)) return resolve(true);
+      const w = {
+        msg,
+        done: (yes: boolean) => {
+          waiters.delete(w);
+          clearTimeout(timer);
+          resolve(yes);
+        },
+      };
+      const timer = setTimeout(() => w.done(false), timeoutMs);
+      waiters.add(w);
+    });
+  const url = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    let url: string | undefined;
+    server.stderr!.on('data', (d) => {
+      // Whole lines only, and only the server's complaints are kept: a long run logs without end.
+      buf += d;
+      const lines = buf.split('\n');
+      buf = lines.pop()!;
+      for (const line of lines) {
+        if (!url) {
+          const m = /"url":"([^"]+)"/.exec(line);
+          if (m) {
+            url = m[1]!;
+            resolve(url);
+          }
+        }
+        if (/"level":"(warn|error)"/.test(line)) problems.push(line.slice(0, 2000));
+        const msg = /"msg":"([^"]*)"/.exec(line)?.[1];
+        if (msg && !seen.has(msg)) {
+          seen.add(msg);
+          for (const w of waiters) if (w.msg === msg) w.done(true);
+        }
+      }
+      problems.splice(0, problems.length - 200);
+    });
+    server.on('exit', (code) => reject(new Error(`server exited with ${code}: ${problems.join('\n')}${buf}`)));
+  });
+  return { url, server, problems, logged };
 }
 
 /** Server CPU seconds (itself and its reaped children) and resident memory (with live children). */
@@ -94,4 +152,11 @@ export function serverUsage(pid: number): { cpu: number; rssMb: number } {
     /* no children file */
   }
   return { cpu: ticks / 100, rssMb: rss(pid) + children.reduce((a, c) => a + rss(c), 0) };
+}
+
+/** Resident memory of the server process alone (children not included), MB: the whole and its kinds. */
+export function serverRss(pid: number): { rss: number; anon: number; file: number; shmem: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024;
+  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), shmem: kb('RssShmem') };
 }

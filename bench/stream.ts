@@ -20,10 +20,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { CACHE_DIR, CONDITIONS, fetchCorpus, keepOut, KEPT_OUT, makeClip, pool, rng, SPLIT_SEED, type CorpusTrack } from '../tools/corpus.js';
-import { SAMPLE_RATE } from '../src/audio/decode.js';
-import { OpusPcmStream } from '../src/audio/opus/opus-decode.js';
-import { chunkBytes, listen, results, type ListenResult } from '../tools/listen-client.js';
+import { listen, results, type ListenResult } from '../tools/listen-client.js';
 import { serveCorpus, serverUsage } from './served.js';
+import { audioAfterChunks, lags } from './soak.js';
 import { quantile } from './stats.js';
 
 const run = promisify(execFile);
@@ -72,40 +71,15 @@ async function scrape(url: string): Promise<Record<string, number>> {
   return out;
 }
 
-/**
- * Seconds of audio the server can have decoded once each chunk of `audio` (as `listen` cuts it)
- * has arrived: the same demultiplexer and decoder as a session, so that a result's heard_seconds
- * maps to the chunk that completed it, whatever the container overhead and Opus frame edges.
- */
-async function audioAfterChunks(audio: Buffer): Promise<number[]> {
-  const per = chunkBytes({ audio, seconds: CLIP_S });
-  const s = await OpusPcmStream.open('webm');
-  const out: number[] = [];
-  let samples = 0;
-  for (let at = 0; at < audio.length; at += per) {
-    samples += s.push(audio.subarray(at, at + per)).length;
-    out.push(samples / SAMPLE_RATE);
-  }
-  s.free();
-  return out;
-}
-
-/** Lag of each result of a lane: receive time minus the send time of the chunk that completed its audio. */
-function lags(r: ListenResult, audioAfter: number[], lane: 'exact' | 'vibe'): number[] {
-  return r.received
-    .filter((x) => (x.msg.type === 'result' && x.msg.lane === lane) || (lane === 'exact' && x.msg.type === 'no_match'))
-    .map((x) => {
-      const heard = x.msg.heard_seconds as number;
-      const k = audioAfter.findIndex((s) => s >= heard - 0.005);
-      const chunk = Math.min(r.sentAt.length - 1, k < 0 ? audioAfter.length - 1 : k);
-      return Math.max(0, x.at - r.sentAt[chunk]!);
-    });
-}
-
 async function main() {
   const split = keepOut(await fetchCorpus('full'), KEPT_OUT, rng(SPLIT_SEED));
   const keptOut = split.keptOut;
   const catalog = values['catalog-tracks'] ? split.catalog.slice(0, Number(values['catalog-tracks'])) : split.catalog;
+  // Every listener comes from 127.0.0.1: without these the per-address cap (20) and the session
+  // cap (200) would refuse the capacity phase's listeners.
+  const most = String(Math.max(200, ...values.levels!.split(',').map(Number)) + 10);
+  process.env.AUDIO_IDENT_MAX_SESSIONS ??= most;
+  process.env.AUDIO_IDENT_MAX_SESSIONS_PER_ADDRESS ??= most;
   const served = await serveCorpus(values.catalog!, catalog, values['data-dir']);
   try {
     const wsUrl = `${served.url.replace('http', 'ws')}/api/v1/listen`;
