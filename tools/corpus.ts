@@ -45,8 +45,27 @@ export async function fetchCorpus(size: 'small' | 'full'): Promise<CorpusTrack[]
 /** A degradation chain of degrade.sh, with the output extension it needs. */
 export interface Condition {
   name: string;
+  /** degrade.sh's steps; ROOM_STEP stands for `ir:FILE` of `room`, whose file is made on first use. */
   steps: string[];
   ext: 'wav' | 'webm';
+  room?: Room;
+}
+
+/** A generated room (tools/rooms.ts): its RT60 in seconds and the seed of its reflections and tail. */
+export interface Room {
+  rt60: number;
+  seed: number;
+}
+export const ROOM_STEP = 'ir:room';
+
+/**
+ * Which side of the accuracy bench's tuning split a condition is on: thresholds are set on
+ * `tune` conditions (and tune tracks) only, so that `held-out` ones measure what the tuning
+ * generalises to rather than what it was fitted to.
+ */
+export type Group = 'tune' | 'held-out';
+export interface BenchCondition extends Condition {
+  group: Group;
 }
 
 export const noiseFile = (name: string) => path.join(SHARED_DIR, 'noise', name);
@@ -61,12 +80,69 @@ export const CONDITIONS: Condition[] = [
   { name: 'speed 1.02', steps: ['speed:1.02'], ext: 'wav' },
 ];
 
+// The accuracy bench's sweep of playback changes and rooms (issue 19). Held-out steps sit between
+// and beyond the tuning ones, so that a lane fitted to the tune grid shows it on the held-out one:
+// speed and tempo tune on the even 2% steps and are held out on the odd 1% ones, ±5% included;
+// pitch tunes at ±50 cents and is held out at ±100. Rooms tune on one generated room (one seed)
+// at RT60 0.3/1.0/2.0 s and are held out on another at 0.6/1.5/2.5 s, so that neither the room's
+// reflections nor its RT60 were seen in tuning. Each room comes also with a noise bed at 10 dB and
+// the phone band, as a recording in a room does: babble for the tune room, street for the
+// held-out one; of the beds alone, babble 5 dB (a condition of earlier runs) tunes and street 5 dB
+// is held out. degrade.sh mixes every clip with the same first seconds of a bed, so a bed is
+// one recording of noise, and keeping street out of tuning keeps that recording unseen (but for
+// the earlier reverb+street+phone condition, which has been tuned on all along).
+const STEPS_1PC = [0.95, 0.96, 0.97, 0.98, 0.99, 1.01, 1.02, 1.03, 1.04, 1.05];
+const evenStep = (f: number) => Math.round(f * 100) % 2 === 0;
+const ROOM_SEED: Record<Group, number> = { tune: 1901, 'held-out': 1902 };
+const ROOM_RT60: Record<Group, number[]> = { tune: [0.3, 1.0, 2.0], 'held-out': [0.6, 1.5, 2.5] };
+const ROOM_NOISE: Record<Group, [string, string]> = { tune: ['babble', 'babble-5-talkers.wav'], 'held-out': ['street', 'street-city.ogg'] };
+
+export const SWEEP_CONDITIONS: BenchCondition[] = [
+  // speed 1.02 is in CONDITIONS already, at the full size.
+  ...STEPS_1PC.filter((f) => f !== 1.02).map(
+    (f): BenchCondition => ({ name: `speed ${f.toFixed(2)}`, steps: [`speed:${f}`], ext: 'wav', group: evenStep(f) ? 'tune' : 'held-out' }),
+  ),
+  ...STEPS_1PC.map((f): BenchCondition => ({ name: `tempo ${f.toFixed(2)}`, steps: [`tempo:${f}`], ext: 'wav', group: evenStep(f) ? 'tune' : 'held-out' })),
+  ...[-100, -50, 50, 100].map(
+    (cents): BenchCondition => ({
+      name: `pitch ${cents > 0 ? '+' : ''}${cents} cents`,
+      steps: [`pitch:${cents}`],
+      ext: 'wav',
+      group: Math.abs(cents) === 50 ? 'tune' : 'held-out',
+    }),
+  ),
+  ...(['tune', 'held-out'] as const).flatMap((group) =>
+    ROOM_RT60[group].flatMap((rt60): BenchCondition[] => {
+      const room = { rt60, seed: ROOM_SEED[group] };
+      const [noise, bed] = ROOM_NOISE[group];
+      return [
+        { name: `room RT60 ${rt60.toFixed(1)} s`, steps: [ROOM_STEP], ext: 'wav', room, group },
+        { name: `room RT60 ${rt60.toFixed(1)} s+${noise} 10 dB+phone`, steps: [ROOM_STEP, `noise:${noiseFile(bed)}:10`, 'phone'], ext: 'wav', room, group },
+      ];
+    }),
+  ),
+  { name: 'street 5 dB', steps: [`noise:${noiseFile('street-city.ogg')}:5`], ext: 'wav', group: 'held-out' },
+];
+
+/**
+ * Every condition of the accuracy bench: CONDITIONS first, unchanged, as tune (thresholds have
+ * been set on them all along, so they are no evidence of how tuning generalises), then the sweep.
+ */
+export const ACCURACY_CONDITIONS: BenchCondition[] = [...CONDITIONS.map((c): BenchCondition => ({ ...c, group: 'tune' })), ...SWEEP_CONDITIONS];
+
 /** Cuts and degrades one excerpt with ../shared/corpus/degrade.sh, unless it is cached. */
 export async function makeClip(src: string, out: string, start: number, seconds: number, c: Condition): Promise<string> {
   if (existsSync(out)) return out;
   await mkdir(path.dirname(out), { recursive: true });
   const tmp = `${out}.part.${process.pid}.${c.ext}`;
-  await run('bash', [path.join(SHARED_DIR, 'corpus', 'degrade.sh'), src, tmp, start.toFixed(3), String(seconds), ...c.steps], {
+  let steps = c.steps;
+  if (c.room) {
+    // Imported here, not above: rooms.ts imports this module.
+    const { roomIr } = await import('./rooms.js');
+    const ir = `ir:${await roomIr(c.room.rt60, c.room.seed)}`;
+    steps = steps.map((s) => (s === ROOM_STEP ? ir : s));
+  }
+  await run('bash', [path.join(SHARED_DIR, 'corpus', 'degrade.sh'), src, tmp, start.toFixed(3), String(seconds), ...steps], {
     env: { ...process.env, BITRATE: '32k' },
   });
   await run('mv', [tmp, out]);
