@@ -23,7 +23,16 @@ let outside: CorpusTrack[];
 const SearchResponse = z.object({
   request_id: z.string().uuid(),
   query_duration_ms: z.number(),
-  exact_matches: z.array(z.object({ track: TrackInfo, confidence: z.number().min(0).max(1), offset_seconds: z.number(), aligned_hashes: z.number().int() })),
+  exact_matches: z.array(
+    z.object({
+      track: TrackInfo,
+      confidence: z.number().min(0).max(1),
+      offset_seconds: z.number(),
+      aligned_hashes: z.number().int(),
+      time_scale: z.number(),
+      pitch_shift_cents: z.number().int(),
+    }),
+  ),
   vibe_matches: z.array(z.unknown()),
   mode_used: z.enum(['exact', 'vibe', 'both']),
   lanes: z.object({ exact: z.string(), vibe: z.string() }),

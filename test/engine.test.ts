@@ -73,6 +73,32 @@ test('noisy excerpts mostly identify, and never as the wrong track', async () =>
   assert.ok(right >= Math.ceil(total * 0.65), `${right}/${total} noisy excerpts identified`);
 });
 
+test('a recording played faster, slower or transposed is found, with its time scale and transposition', async () => {
+  // Speed changes tempo and pitch together (a turntable, a radio playing fast), tempo keeps the
+  // pitch, pitch keeps the tempo: the truth of each is known from how the clip was made.
+  const cases: { steps: string[]; scale: number; cents: number }[] = [
+    { steps: ['speed:0.96'], scale: 0.96, cents: 1200 * Math.log2(0.96) },
+    { steps: ['speed:1.05'], scale: 1.05, cents: 1200 * Math.log2(1.05) },
+    { steps: ['tempo:0.95'], scale: 0.95, cents: 0 },
+    { steps: ['tempo:1.04'], scale: 1.04, cents: 0 },
+    { steps: ['pitch:100'], scale: 1, cents: 100 },
+    { steps: ['pitch:-50'], scale: 1, cents: -50 },
+  ];
+  for (const [i, t] of catalog.slice(0, 4).entries()) {
+    const start = 25 + 4.1 * i;
+    for (const c of cases) {
+      const name = c.steps.join('_').replace(/\W+/g, '_');
+      const file = await makeClip(t.file, path.join(CLIP_DIR, `${t.name}-${start}-5-${name}.wav`), start, 5, { name, steps: c.steps, ext: 'wav' });
+      const [m] = await engine.identify(await decodeFile(file));
+      const label = `${t.name} ${name}`;
+      assert.equal(m?.track.file_name, t.name, label);
+      assert.ok(Math.abs(m.offsetSeconds - start) <= 0.5, `${label}: offset ${m.offsetSeconds} vs ${start}`);
+      assert.ok(Math.abs(m.timeScale - c.scale) <= 0.01, `${label}: time scale ${m.timeScale}`);
+      assert.ok(Math.abs(m.pitchShiftCents - c.cents) <= 40, `${label}: ${m.pitchShiftCents} cents`);
+    }
+  }
+});
+
 test('music that is not in the catalog gives no match', async () => {
   for (const t of outside) {
     for (const start of [15, 40]) {

@@ -120,6 +120,40 @@ test('WebM/Opus streams, clean and noisy, get a provisional then a final answer 
   await settled();
 });
 
+test('a stream played faster or slower ends final and right, its position moving at its speed', { timeout: 90_000 }, async () => {
+  const cases = [
+    { t: catalog[0]!, start: 40, steps: ['speed:1.03'], scale: 1.03 },
+    { t: catalog[1]!, start: 30, steps: ['speed:0.97'], scale: 0.97 },
+    { t: catalog[2]!, start: 50, steps: ['tempo:1.03'], scale: 1.03 },
+    { t: catalog[3]!, start: 35, steps: ['tempo:0.97'], scale: 0.97 },
+  ];
+  const audio = await Promise.all(
+    cases.map(async (c) => {
+      const name = c.steps.join('_').replace(/\W+/g, '_');
+      const wav = await makeClip(c.t.file, path.join(CLIP_DIR, `${c.t.name}-${c.start}-8-${name}.wav`), c.start, 8, { name, steps: c.steps, ext: 'wav' });
+      return readFile(await webm(wav));
+    }),
+  );
+  const runs = await Promise.all(cases.map((_, i) => listen(wsUrl(), { start: { type: 'start', format: 'webm-opus' }, audio: audio[i]!, seconds: 8 })));
+  runs.forEach((r, i) => {
+    const c = cases[i]!;
+    const finals = results(r).filter((x) => x.status === 'final');
+    assert.equal(r.code, 1000);
+    assert.ok(finals.length >= 2, `${c.steps}: finals ${finals.length}`);
+    for (const f of finals) {
+      const m = f.matches[0]!;
+      assert.equal(m.track.file_name, c.t.name, `${c.steps}`);
+      assert.ok(Math.abs(m.offset_seconds - c.start) <= 0.5, `${c.steps}: offset ${m.offset_seconds}`);
+      // Each second heard is c.scale seconds of the track.
+      assert.ok(
+        Math.abs(m.position_seconds - (c.start + c.scale * f.heard_seconds)) <= 0.5,
+        `${c.steps}: position ${m.position_seconds} at ${f.heard_seconds}`,
+      );
+    }
+  });
+  await settled();
+});
+
 test('non-catalog music and silence end in no_match', { timeout: 90_000 }, async () => {
   const silence = Buffer.alloc(16000 * 4 * 6); // 6 s of pcm-f32le zeros at 16 kHz
   const [music, quiet] = await Promise.all([

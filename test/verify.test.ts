@@ -16,10 +16,12 @@ const tracks = async () => {
   const all = (await fetchCorpus('small')).sort((a, b) => a.name.localeCompare(b.name));
   return Promise.all([all[0]!, all[1]!].map(async (t) => (await decodeFile(t.file)).subarray(0, 60 * SAMPLE_RATE)));
 };
+/** At an offset, unscaled and untransposed. */
+const flat = (offsetFrames: number) => ({ offsetFrames, timeScale: 1, pitchShiftCents: 0 });
 const sketchOf = (pcm: Float32Array) => Uint16Array.from(fingerprint(pcm, 'index').sketches[0]!);
 const querySketch = (pcm: Float32Array) => {
   const s = new FingerprintStream('query');
-  const q = new QuerySketch(s.phaseCount);
+  const q = new QuerySketch(s.sketchLayout());
   q.append(s.push(pcm).sketches);
   return q;
 };
@@ -31,10 +33,10 @@ test('a clip agrees with its own track at its offset, and neither elsewhere nor 
   const start = 20 * SAMPLE_RATE + 137;
   const q = querySketch(a!.subarray(start, start + 5 * SAMPLE_RATE));
   const offset = Math.round(start / HOP);
-  const right = q.bitErrorRate(catalog, offset)!;
+  const right = q.bitErrorRate(catalog, flat(offset))!;
   assert.ok(right < 0.15, `bit error rate at the right offset: ${right}`);
-  for (const off of [offset - 40, offset + 100]) assert.ok(q.bitErrorRate(catalog, off)! > 0.4, `at offset ${off}`);
-  assert.ok(q.bitErrorRate(sketchOf(b!), offset)! > 0.4, 'another track');
+  for (const off of [offset - 40, offset + 100]) assert.ok(q.bitErrorRate(catalog, flat(off))! > 0.4, `at offset ${off}`);
+  assert.ok(q.bitErrorRate(sketchOf(b!), flat(offset))! > 0.4, 'another track');
 });
 
 test('verification needs 1.5 s of frames, and a live session compares only the frames it keeps', async () => {
@@ -43,18 +45,18 @@ test('verification needs 1.5 s of frames, and a live session compares only the f
   const offset = 940;
   const start = offset * HOP;
   const short = querySketch(a!.subarray(start, start + (MIN_VERIFIED_FRAMES - 1) * HOP));
-  assert.equal(short.bitErrorRate(catalog, offset), undefined);
-  assert.notEqual(short.bitErrorRate(catalog, offset, 10), undefined);
+  assert.equal(short.bitErrorRate(catalog, flat(offset)), undefined);
+  assert.notEqual(short.bitErrorRate(catalog, flat(offset), 10), undefined);
 
   // A stream whose first 156 frames (5 s) are another passage: once they are dropped, it verifies.
   const s = new FingerprintStream('query');
-  const q = new QuerySketch(s.phaseCount);
+  const q = new QuerySketch(s.sketchLayout());
   const other = 156;
   q.append(s.push(a!.subarray(160 * HOP, (160 + other) * HOP)).sketches);
   q.append(s.push(a!.subarray(start, start + other * HOP)).sketches);
-  const mixed = q.bitErrorRate(catalog, offset - other)!;
+  const mixed = q.bitErrorRate(catalog, flat(offset - other))!;
   q.dropBefore(other + 2);
-  const kept = q.bitErrorRate(catalog, offset - other)!;
+  const kept = q.bitErrorRate(catalog, flat(offset - other))!;
   assert.ok(mixed > 0.25 && kept < 0.15, `with the other passage ${mixed}, without ${kept}`);
 });
 
@@ -87,6 +89,8 @@ test('a match is placed where the sketch agrees clearly best of the offsets its 
       fpId: 0,
       offsetFrames: frames,
       offsetSeconds: frames * FRAME_SECONDS,
+      timeScale: 1,
+      pitchShiftCents: 0,
       alignedHashes,
       startFrame: 0,
     });
@@ -99,10 +103,10 @@ test('a match is placed where the sketch agrees clearly best of the offsets its 
     assert.ok(moved, 'the variation verifies');
     assert.equal(moved.offsetFrames, 0, 'placed at the passage itself');
     assert.equal(moved.alignedHashes, 40, "the evidence stays the most aligned offset's");
-    assert.ok(q.bitErrorRate(index.sketch(1)!, 0)! < moved.bitErrorRate - 0.05);
+    assert.ok(q.bitErrorRate(index.sketch(1)!, flat(0))! < moved.bitErrorRate - 0.05);
 
     const copy = index.sketch(2)!;
-    assert.ok(q.bitErrorRate(copy, 0)! < q.bitErrorRate(copy, later)!, 'the first copy agrees better');
+    assert.ok(q.bitErrorRate(copy, flat(0))! < q.bitErrorRate(copy, flat(later))!, 'the first copy agrees better');
     const [kept] = verify([candidate(2)], q, index, acc);
     assert.equal(kept?.offsetFrames, later, 'a copy that agrees about as well does not take the place of the most aligned one');
   } finally {

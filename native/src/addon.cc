@@ -36,12 +36,18 @@ fp::Config readConfig(const Napi::Object& o) {
   c.rankRadius = intField(o, "rankRadius", c.rankRadius);
   c.rankKeep = intField(o, "rankKeep", c.rankKeep);
   c.dtMax = intField(o, "dtMax", c.dtMax);
-  c.dfMax = intField(o, "dfMax", c.dfMax);
+  c.zoneCents = floatField(o, "zoneCents", c.zoneCents);
+  c.anchorCents = floatField(o, "anchorCents", c.anchorCents);
+  c.intervalCents = floatField(o, "intervalCents", c.intervalCents);
+  c.ratioSteps = intField(o, "ratioSteps", c.ratioSteps);
+  c.probeCents = floatField(o, "probeCents", c.probeCents);
   c.fanout = intField(o, "fanout", c.fanout);
   c.sketchBands = intField(o, "sketchBands", c.sketchBands);
   c.sketchStrong = intField(o, "sketchStrong", c.sketchStrong);
   c.sketchLoBin = intField(o, "sketchLoBin", c.sketchLoBin);
   c.sketchHiBin = intField(o, "sketchHiBin", c.sketchHiBin);
+  c.sketchShifts = intField(o, "sketchShifts", c.sketchShifts);
+  c.sketchShiftCents = floatField(o, "sketchShiftCents", c.sketchShiftCents);
   return c;
 }
 
@@ -49,13 +55,16 @@ Napi::Object toJs(Napi::Env env, const fp::Output& out) {
   const size_t n = out.hashes.size();
   Napi::Uint32Array hashes = Napi::Uint32Array::New(env, n);
   Napi::Uint32Array times = Napi::Uint32Array::New(env, n);
+  Napi::Uint32Array cents = Napi::Uint32Array::New(env, n);
   if (n) {
     std::memcpy(hashes.Data(), out.hashes.data(), n * 4);
     std::memcpy(times.Data(), out.times.data(), n * 4);
+    std::memcpy(cents.Data(), out.cents.data(), n * 4);
   }
   Napi::Object r = Napi::Object::New(env);
   r.Set("hashes", hashes);
   r.Set("times", times);
+  r.Set("cents", cents);
   Napi::Uint32Array sketch = Napi::Uint32Array::New(env, out.sketch.size());
   if (!out.sketch.empty()) std::memcpy(sketch.Data(), out.sketch.data(), out.sketch.size() * 4);
   r.Set("sketch", sketch);
@@ -122,8 +131,6 @@ Napi::Value TrimMemory(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Extractor", ExtractorWrap::Init(env));
   exports.Set("trimMemory", Napi::Function::New(env, TrimMemory));
-  exports.Set("dtBits", Napi::Number::New(env, fp::Extractor::kDtBits));
-  exports.Set("dfBits", Napi::Number::New(env, fp::Extractor::kDfBits));
   return exports;
 }
 

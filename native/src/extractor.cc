@@ -29,14 +29,22 @@ inline v4 fastLog2(v4 x) {
 
 Extractor::Extractor(const Config& cfg)
     : cfg_(cfg),
-      fft_(cfg.fftSize),
-      sketch_(cfg.sketchBands, cfg.sketchStrong, cfg.sketchLoBin, cfg.sketchHiBin, cfg.binLo - cfg.freqRadius, cfg.binHi + cfg.freqRadius) {
+      fft_(cfg.fftSize) {
+  if (cfg.sketchShifts < 0 || cfg.sketchShifts > 4) throw std::invalid_argument("sketchShifts must be in 0..4");
+  for (int k = -cfg.sketchShifts; k <= cfg.sketchShifts; k++)
+    sketchers_.emplace_back(cfg.sketchBands, cfg.sketchStrong, cfg.sketchLoBin, cfg.sketchHiBin, cfg.binLo - cfg.freqRadius,
+                            cfg.binHi + cfg.freqRadius, std::exp2(k * cfg.sketchShiftCents / 1200.0));
   if (cfg.hop <= 0 || cfg.hop > cfg.fftSize) throw std::invalid_argument("hop must be in 1..fftSize");
   if (cfg.binLo - cfg.freqRadius < 0 || cfg.binHi + cfg.freqRadius > cfg.fftSize / 2)
     throw std::invalid_argument("peak band and its neighbourhood must lie inside the spectrum");
-  if (cfg.binHi - cfg.binLo >= 512) throw std::invalid_argument("peak band wider than 512 bins");
-  if (cfg.dtMax < 1 || cfg.dtMax >= (1 << kDtBits)) throw std::invalid_argument("dtMax out of range");
-  if (cfg.dfMax < 0 || 2 * cfg.dfMax >= (1 << kDfBits)) throw std::invalid_argument("dfMax out of range");
+  if (cfg.dtMax < 2 || cfg.dtMax > 64) throw std::invalid_argument("dtMax out of range");
+  if (cfg.fanout > kMaxFanout) throw std::invalid_argument("fanout above 8");
+  if (!(cfg.anchorCents > 0) || 1200.0 * std::log2(static_cast<double>(cfg.binHi) / cfg.binLo) / cfg.anchorCents >= (1 << kAnchorBits))
+    throw std::invalid_argument("anchorCents too small for the peak band");
+  if (!(cfg.intervalCents > 0) || !(cfg.zoneCents > 0) || 2 * cfg.zoneCents / cfg.intervalCents >= (1 << kIntervalBits))
+    throw std::invalid_argument("zoneCents / intervalCents out of range");
+  if (cfg.ratioSteps < 1 || cfg.ratioSteps > (1 << kRatioBits)) throw std::invalid_argument("ratioSteps out of range");
+  if (cfg.probeCents < 0) throw std::invalid_argument("probeCents must not be negative");
   if (cfg.timeRadius < 1 || cfg.freqRadius < 1 || cfg.meanRadius < 1 || cfg.rankRadius < 0 ||
       cfg.rankKeep < 1 || cfg.fanout < 1)
     throw std::invalid_argument("radii, rankKeep and fanout must be positive");
@@ -96,7 +104,7 @@ void Extractor::flush(Output& out) {
 void Extractor::processFrame(const float* frame) {
   const int base = cfg_.binLo - cfg_.freqRadius;
   fft_.power(frame, window_.data(), power_.data(), base, base + width_ - 1);
-  sketchOut_.push_back(sketch_.next(power_.data()));
+  for (Sketcher& s : sketchers_) sketchOut_.push_back(s.next(power_.data()));
 
   const int32_t t = frames_++;
   float* L = row(t);
@@ -149,7 +157,12 @@ void Extractor::detectCandidates(int32_t c) {
     const float mean = (prefix_[hi + 1] - prefix_[lo]) / static_cast<float>(hi - lo + 1);
     const float s = v - mean;
     if (s < cfg_.minStrength) continue;
-    candidates_.push_back({c, static_cast<int16_t>(cfg_.binLo + i - R), s});
+    // The bin interpolated on a parabola through the log powers: pitch intervals finer than bins.
+    const float l = L[i - 1], r = L[i + 1], den = l - 2 * v + r;
+    const float frac = den < 0 ? 0.5f * (l - r) / den : 0.0f;
+    const int bin = cfg_.binLo + i - R;
+    const float cents = 1200.0f * std::log2((static_cast<float>(bin) + frac) / static_cast<float>(cfg_.binLo));
+    candidates_.push_back({c, static_cast<int16_t>(bin), s, std::max(0.0f, cents)});
   }
   candidatesDone_ = c + 1;
 }
@@ -176,18 +189,24 @@ void Extractor::selectPeaks(int32_t candidatesDone) {
         if (++stronger >= cfg_.rankKeep) break;
       }
     }
-    if (stronger < cfg_.rankKeep) peaks_.push_back({cand.t, cand.f, 0, 0, false});
+    if (stronger < cfg_.rankKeep) {
+      Peak p{};
+      p.t = cand.t;
+      p.f = cand.f;
+      p.cents = cand.cents;
+      peaks_.push_back(p);
+    }
   }
   peaksDone_ = decidable;
   while (!candidates_.empty() && candidates_.front().t < peaksDone_ - W) candidates_.pop_front();
 }
 
 void Extractor::emitHashes(int32_t finalBefore, bool ended, Output& out) {
-  // Every peak in peaks_ is final. A pair (anchor, target) is decided as soon as its target is:
-  // the anchor's earliest `fanout` targets depend only on the peaks before them. So each anchor
-  // pairs with the targets known so far and waits only for the ones still to come; an anchor
-  // with few targets no longer holds back the anchors after it. (The set of hashes does not
-  // depend on how the input is split; their order may.)
+  // Every peak in peaks_ is final. A hash (anchor, two targets) is decided as soon as its later
+  // target is: the anchor's earliest `fanout` targets depend only on the peaks before them. So
+  // each anchor hashes the targets known so far and waits only for the ones still to come; an
+  // anchor with few targets no longer holds back the anchors after it. (The set of hashes does
+  // not depend on how the input is split; their order may.)
   out.sketch.insert(out.sketch.end(), sketchOut_.begin(), sketchOut_.end());
   sketchOut_.clear();
   const uint64_t base = peaksPopped_;
@@ -197,19 +216,15 @@ void Extractor::emitHashes(int32_t finalBefore, bool ended, Output& out) {
     const int32_t zoneEnd = a.t + cfg_.dtMax;
     size_t j = a.next > base + i ? static_cast<size_t>(a.next - base) : i + 1;
     for (; j < peaks_.size(); j++) {
-      const Peak& b = peaks_[j];
-      if (b.t > zoneEnd) {
+      const Peak& c = peaks_[j];
+      if (c.t > zoneEnd) {
         a.done = true;
         break;
       }
-      const int dt = b.t - a.t;
-      const int df = b.f - a.f;
-      if (dt < 1 || df < -cfg_.dfMax || df > cfg_.dfMax) continue;
-      const uint32_t f1 = static_cast<uint32_t>(a.f - cfg_.binLo);
-      out.hashes.push_back((f1 << (kDfBits + kDtBits)) |
-                           (static_cast<uint32_t>(df + (1 << (kDfBits - 1))) << kDtBits) |
-                           static_cast<uint32_t>(dt));
-      out.times.push_back(static_cast<uint32_t>(a.t));
+      if (c.t - a.t < 1 || std::fabs(c.cents - a.cents) > cfg_.zoneCents) continue;
+      for (int k = 0; k < a.found; k++) emitTriplet(a, a.targetT[k], a.targetCents[k], c.t, c.cents, out);
+      a.targetT[a.found] = c.t;
+      a.targetCents[a.found] = c.cents;
       if (++a.found == cfg_.fanout) {
         a.done = true;
         break;
@@ -222,6 +237,24 @@ void Extractor::emitHashes(int32_t finalBefore, bool ended, Output& out) {
   while (!peaks_.empty() && peaks_.front().done) {
     peaks_.pop_front();
     peaksPopped_++;
+  }
+}
+
+void Extractor::emitTriplet(const Peak& a, int32_t tb, float cb, int32_t tc, float cc, Output& out) const {
+  // Intervals in cents and the ratio of time differences do not change when the audio is played
+  // faster, slower or transposed; only the anchor's own pitch moves, which a query probes.
+  const int32_t span = tc - a.t;
+  if (span < 2) return;
+  const int ratio = std::min(cfg_.ratioSteps - 1, static_cast<int>(static_cast<float>(tb - a.t) / static_cast<float>(span) * cfg_.ratioSteps));
+  const auto interval = [&](float c) { return static_cast<uint32_t>(std::floor((c - a.cents + cfg_.zoneCents) / cfg_.intervalCents)); };
+  const uint32_t rest = (interval(cb) << (kIntervalBits + kRatioBits)) | (interval(cc) << kRatioBits) | static_cast<uint32_t>(ratio);
+  const int maxStep = (1 << kAnchorBits) - 1;
+  const int lo = std::max(0, static_cast<int>(std::floor((a.cents - cfg_.probeCents) / cfg_.anchorCents)));
+  const int hi = std::min(maxStep, static_cast<int>(std::floor((a.cents + cfg_.probeCents) / cfg_.anchorCents)));
+  for (int step = lo; step <= hi; step++) {
+    out.hashes.push_back((static_cast<uint32_t>(step) << (2 * kIntervalBits + kRatioBits)) | rest);
+    out.times.push_back(static_cast<uint32_t>(a.t));
+    out.cents.push_back(static_cast<uint32_t>(std::lround(a.cents)));
   }
 }
 

@@ -2,7 +2,7 @@
 //
 // Stages, each fed by the one before as soon as its lookahead is satisfied:
 //   framing + STFT -> log spectrum rows -> 2-D local maxima ("candidates")
-//   -> density control by rank in a sliding time window ("peaks") -> peak pairs ("hashes");
+//   -> density control by rank in a sliding time window ("peaks") -> peak triplets ("hashes");
 //   and from each spectrum row, a sketch word (sketch.h) that verifies candidate matches.
 // Every decision depends only on a fixed number of frames around it, so the output does not
 // depend on how the input is split into blocks, and a whole-hop delay only shifts the times.
@@ -22,7 +22,7 @@ struct Config {
   int fftSize = 2048;     // 128 ms at 16 kHz, 7.8 Hz per bin
   int hop = 512;          // 32 ms per frame
   int binLo = 20;         // lowest bin a peak may sit in (156 Hz)
-  int binHi = 520;        // highest bin a peak may sit in (4.1 kHz; needs binHi - binLo < 512)
+  int binHi = 520;        // highest bin a peak may sit in (4.1 kHz)
   int freqRadius = 12;    // a peak is the maximum of +-freqRadius bins ...
   int timeRadius = 2;     // ... and +-timeRadius frames
   int meanRadius = 32;    // strength = level above the mean of +-meanRadius bins in its frame
@@ -30,19 +30,27 @@ struct Config {
   float floorLog2 = -10.0f;  // absolute floor (log2 power, full-scale sine ~ +18): no peaks in near-silence
   int rankRadius = 4;     // density: a peak survives if fewer than rankKeep stronger ones ...
   int rankKeep = 10;      // ... lie within +-rankRadius frames
-  int dtMax = 24;         // pair zone: 1..dtMax frames ahead ...
-  int dfMax = 63;         // ... and within +-dfMax bins
-  int fanout = 5;         // pairs per anchor: the earliest targets in its zone
+  int dtMax = 24;         // target zone: 1..dtMax frames ahead ...
+  float zoneCents = 1200; // ... and within +-zoneCents of the anchor's pitch
+  int fanout = 5;         // targets per anchor: the earliest in its zone; a hash per two of them
+  float anchorCents = 100;   // hash: the anchor's pitch in steps of this many cents ...
+  float intervalCents = 50;  // ... each target's interval from it in steps of this many ...
+  int ratioSteps = 8;        // ... and where the first target falls between anchor and second
+  float probeCents = 0;      // a query also hashes every anchor step within +-probeCents
   int sketchBands = 16;   // sketch: bits per frame (at most 16) ...
   int sketchStrong = 10;  // ... of which this many are marked strong ...
   int sketchLoBin = 26;   // ... from bands between this bin (203 Hz) ...
-  int sketchHiBin = 512;  // ... and this one (4 kHz)
+  int sketchHiBin = 500;  // ... and this one (3.9 kHz) ...
+  int sketchShifts = 0;   // ... and as many more with the bands moved up and as many moved down ...
+  float sketchShiftCents = 50;  // ... by this many cents each step
 };
 
 struct Output {
   std::vector<uint32_t> hashes;
   std::vector<uint32_t> times;   // frame index of the anchor peak
-  std::vector<uint32_t> sketch;  // one word per frame analysed, in frame order
+  std::vector<uint32_t> cents;   // per hash, its anchor's pitch above binLo in cents
+  // Per frame analysed, in frame order, a word per band shift: the lowest shift first.
+  std::vector<uint32_t> sketch;
 };
 
 class Extractor {
@@ -54,13 +62,20 @@ class Extractor {
   void flush(Output& out);
   const Config& config() const { return cfg_; }
 
-  static constexpr int kDtBits = 6;
-  static constexpr int kDfBits = 7;
+  static constexpr int kMaxFanout = 8;
+  static constexpr int kAnchorBits = 6;
+  static constexpr int kIntervalBits = 6;
+  static constexpr int kRatioBits = 3;
 
  private:
-  struct Candidate { int32_t t; int16_t f; float strength; };
-  // A peak, and as an anchor: how far its targets have been scanned and how many it paired with.
-  struct Peak { int32_t t; int16_t f; int16_t found; uint32_t next; bool done; };
+  // `cents`: the peak's pitch above binLo, its bin interpolated between bins.
+  struct Candidate { int32_t t; int16_t f; float strength; float cents; };
+  // A peak, and as an anchor: how far its targets have been scanned and the ones it found.
+  struct Peak {
+    int32_t t; int16_t f; float cents; int16_t found; uint32_t next; bool done;
+    int32_t targetT[kMaxFanout]; float targetCents[kMaxFanout];
+  };
+  void emitTriplet(const Peak& a, int32_t tb, float cb, int32_t tc, float cc, Output& out) const;
 
   void processFrame(const float* frame);
   void detectCandidates(int32_t c);
@@ -71,7 +86,7 @@ class Extractor {
 
   Config cfg_;
   RealFft fft_;
-  Sketcher sketch_;
+  std::vector<Sketcher> sketchers_;  // per band shift
   std::vector<uint32_t> sketchOut_;  // words of frames analysed since the last emit
   std::vector<float> window_, power_, prefix_;
   std::vector<float> lp_, m3_;  // a log row and its +-1 bin maximum, padded with -inf guards

@@ -6,17 +6,24 @@
 
 namespace fp {
 
-Sketcher::Sketcher(int bands, int strong, int loBin, int hiBin, int firstBin, int lastBin)
+Sketcher::Sketcher(int bands, int strong, int loBin, int hiBin, int firstBin, int lastBin, double scale)
     : bands_(bands), strong_(strong) {
   if (bands < 1 || bands > 16) throw std::invalid_argument("sketchBands must be in 1..16");
   if (strong < 1 || strong > bands) throw std::invalid_argument("sketchStrong must be in 1..sketchBands");
-  if (loBin < firstBin || hiBin > lastBin + 1 || loBin >= hiBin)
-    throw std::invalid_argument("sketch bins must lie inside the analysed spectrum");
+  const double lo = loBin * scale, hi = hiBin * scale;
+  if (lo < firstBin - 0.5 || hi > lastBin + 0.5 || lo >= hi) throw std::invalid_argument("sketch bands must lie inside the analysed spectrum");
   const int n = bands + 1;
-  for (int i = 0; i <= n; i++) {
-    const double edge = loBin * std::pow(static_cast<double>(hiBin) / loBin, static_cast<double>(i) / n);
-    edges_.push_back(static_cast<int>(std::lround(edge)) - firstBin);
-    if (i > 0 && edges_[i] <= edges_[i - 1]) throw std::invalid_argument("sketch bands narrower than a bin");
+  std::vector<double> edges;
+  for (int i = 0; i <= n; i++) edges.push_back(lo * std::pow(hi / lo, static_cast<double>(i) / n));
+  for (int b = 0; b < n; b++) {
+    if (edges[b + 1] - edges[b] < 1.0) throw std::invalid_argument("sketch bands narrower than a bin");
+    // Bin k covers [k - 0.5, k + 0.5): its share is the part of that inside the band.
+    std::vector<Weight> ws;
+    for (int k = static_cast<int>(std::floor(edges[b] + 0.5)); k <= static_cast<int>(std::ceil(edges[b + 1] - 0.5)); k++) {
+      const double w = std::min(edges[b + 1], k + 0.5) - std::max(edges[b], k - 0.5);
+      if (w > 0) ws.push_back({k - firstBin, static_cast<float>(w)});
+    }
+    weights_.push_back(ws);
   }
   energy_.assign(n, 0.0);
   // Before the first frame the signal is silent: every difference is zero.
@@ -28,7 +35,7 @@ Sketcher::Sketcher(int bands, int strong, int loBin, int hiBin, int firstBin, in
 uint32_t Sketcher::next(const float* power) {
   for (int b = 0; b <= bands_; b++) {
     double e = 0;
-    for (int k = edges_[b]; k < edges_[b + 1]; k++) e += power[k];
+    for (const Weight& x : weights_[b]) e += x.w * power[x.bin];
     energy_[b] = e;
   }
   uint32_t bits = 0;

@@ -15,13 +15,16 @@ namespace fp {
 class Sketcher {
  public:
   // Words of `bands` sign bits (at most 16) from bands + 1 bands, log-spaced from loBin to hiBin
-  // of a power row whose first element is bin firstBin and whose last is lastBin.
-  Sketcher(int bands, int strong, int loBin, int hiBin, int firstBin, int lastBin);
+  // times `scale` of a power row whose first element is bin firstBin and whose last is lastBin.
+  // Band edges fall between bins, which count in proportion: a query transposed by a few cents
+  // is sketched with its bands moved by as much, and meets the catalog's words.
+  Sketcher(int bands, int strong, int loBin, int hiBin, int firstBin, int lastBin, double scale = 1.0);
   uint32_t next(const float* power);
 
  private:
   int bands_, strong_;
-  std::vector<int> edges_;  // bands + 2 offsets into the power row
+  struct Weight { int bin; float w; };                // an offset into the power row and its share
+  std::vector<std::vector<Weight>> weights_;          // per band
   std::vector<double> energy_, prevDiff_, change_, sorted_;
 };
 

@@ -29,6 +29,13 @@ export const ExactMatch = z
     confidence: z.number().min(0).max(1),
     offset_seconds: z.number(),
     aligned_hashes: z.number().int(),
+    time_scale: z
+      .number()
+      .openapi({ description: 'Track time per recording time: 1.03 when the recording plays 3% fast (a speed or tempo change), 1 when unchanged' }),
+    pitch_shift_cents: z
+      .number()
+      .int()
+      .openapi({ description: 'How far the recording is transposed from the track, in cents: about +51 at speed 1.03, 0 when unchanged' }),
   })
   .openapi('ExactMatch');
 
@@ -172,6 +179,8 @@ export function exactMatch(m: TrackMatch): z.infer<typeof ExactMatch> {
     confidence: Math.round(m.confidence * 1000) / 1000,
     offset_seconds: Math.round(m.offsetSeconds * 100) / 100,
     aligned_hashes: m.alignedHashes,
+    time_scale: Math.round(m.timeScale * 1000) / 1000,
+    pitch_shift_cents: Math.round(m.pitchShiftCents),
   };
 }
 

@@ -8,7 +8,7 @@ export const speedLength = (n: number, speed: number) => Math.floor(n / speed);
 /**
  * The signal played `speed` times as fast (speed 2: half as many samples, an octave up), or the
  * output samples [from, to) of it: each depends only on its own position, so pieces computed
- * apart are the same as the whole (a speed retry that gives up early computes only what it read).
+ * apart are the same as the whole.
  */
 export function changeSpeed(x: Float32Array, speed: number, from = 0, to = speedLength(x.length, speed)): Float32Array {
   const end = Math.min(to, speedLength(x.length, speed));

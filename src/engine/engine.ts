@@ -413,9 +413,11 @@ export class Engine {
     for (const [k, start] of starts.entries()) {
       const at = Math.round(start * SAMPLE_RATE);
       const next = new Map<number, number[]>();
-      for (const m of matchClip(this.index, this.matcher, pcm.subarray(at, at + Math.round(len * SAMPLE_RATE)), 3, true)) {
+      for (const m of matchClip(this.index, this.matcher, pcm.subarray(at, at + Math.round(len * SAMPLE_RATE)), 3)) {
         const before = k === 0 ? [] : agree.get(m.fpId);
-        if (before && !next.has(m.fpId) && Math.abs(m.offsetSeconds - start) <= 1) next.set(m.fpId, [...before, m.confidence]);
+        // A copy plays at its original's speed: a faster or slower one is another recording.
+        const inPlace = Math.abs(m.offsetSeconds - start) <= 1 && Math.abs(m.timeScale - 1) <= 0.005;
+        if (before && !next.has(m.fpId) && inPlace) next.set(m.fpId, [...before, m.confidence]);
       }
       agree = next;
       if (agree.size === 0) return undefined;

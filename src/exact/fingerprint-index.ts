@@ -61,6 +61,8 @@ export interface QueryPostings {
   queryTime: Uint32Array;
   /** The matching hash. */
   hash: Uint32Array;
+  /** Pitch of the query hash's anchor, in cents (Hashes.cents). */
+  queryCents: Uint32Array;
 }
 
 /** A generation's number and its posting count (msgpack in index_meta, oldest first). */
@@ -215,6 +217,7 @@ export class FingerprintIndex {
     let offset = new Int32Array(cap);
     let queryTime = new Uint32Array(cap);
     let hash = new Uint32Array(cap);
+    let queryCents = new Uint32Array(cap);
     let n = 0;
     const lowMask = (1 << KEY_LOW_BITS) - 1;
     const bases = this.generations().map((g) => g.id * BUCKETS);
@@ -259,18 +262,20 @@ export class FingerprintIndex {
               offset = grow(offset, cap);
               queryTime = grow(queryTime, cap);
               hash = grow(hash, cap);
+              queryCents = grow(queryCents, cap);
             }
             const qt = q.times[j]!;
             track[n] = buf.readUInt32LE(o);
             offset[n] = (w1 & TIME_MASK) - qt;
             queryTime[n] = qt;
             hash[n] = h;
+            queryCents[n] = q.cents[j]!;
             n++;
           }
         }
       }
     }
-    return { length: n, track, offset, queryTime, hash };
+    return { length: n, track, offset, queryTime, hash, queryCents };
   }
 
   /**

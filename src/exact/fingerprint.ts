@@ -33,8 +33,14 @@ export interface ExtractorConfig {
   rankRadius: number;
   rankKeep: number;
   dtMax: number;
-  dfMax: number;
+  zoneCents: number;
   fanout: number;
+  anchorCents: number;
+  intervalCents: number;
+  ratioSteps: number;
+  probeCents: number;
+  sketchShifts: number;
+  sketchShiftCents: number;
   sketchBands: number;
   sketchStrong: number;
   sketchLoBin: number;
@@ -65,7 +71,15 @@ const shared = {
   rankRadius: 4,
   rankKeep: 10,
   dtMax: 24,
-  dfMax: 63,
+  // Hashes are triplets of peaks (an anchor and two of its targets): the targets' intervals from
+  // the anchor in cents and where the first falls in time between anchor and second. Playing
+  // faster, slower or transposed leaves them unchanged (Six and Leman's scheme for Panako), so
+  // one index serves every speed; only the anchor's own pitch moves, and a query hashes each
+  // anchor step within probeCents of its own.
+  zoneCents: 1200,
+  anchorCents: 150,
+  intervalCents: 50,
+  ratioSteps: 8,
   // Sketch words (native/src/sketch.h) verify candidate matches: 16 bits from 17 bands between
   // 203 Hz and 4 kHz, a query compared on its 10 strongest. Chosen on the accuracy bench's clips
   // against every 5 s excerpt of the kept-out tracks: 32 narrower bands or log energies told
@@ -75,12 +89,14 @@ const shared = {
   sketchBands: SKETCH_BITS,
   sketchStrong: 10,
   sketchLoBin: 26,
-  sketchHiBin: 512,
+  sketchHiBin: 500,
+  sketchShiftCents: 50,
 };
 
 export const PROFILES = {
-  index: { ...shared, fanout: 5, phases: 1 },
-  query: { ...shared, fanout: 6, phases: 2 },
+  index: { ...shared, fanout: 4, probeCents: 0, sketchShifts: 0, phases: 1 },
+  // A transposed query is verified on words whose bands moved with it (verify.ts).
+  query: { ...shared, fanout: 5, probeCents: 100, sketchShifts: 2, phases: 2 },
 } satisfies Record<string, ProfileConfig>;
 
 export type Profile = keyof typeof PROFILES;
@@ -89,18 +105,40 @@ export type Profile = keyof typeof PROFILES;
 export const FRAME_SECONDS = shared.hop / SAMPLE_RATE;
 
 /** Identifies the parameters an index was built with: a different one needs a rebuild. */
-export const FINGERPRINT_VERSION = `lm1:${JSON.stringify(PROFILES.index)}`;
+export const FINGERPRINT_VERSION = `tri1:${JSON.stringify(PROFILES.index)}`;
+
+export interface SketchLayout {
+  phases: number;
+  /** Band shifts on either side of the unshifted bands, each of shiftCents. */
+  shifts: number;
+  shiftCents: number;
+}
 
 export interface Hashes {
   hashes: Uint32Array;
   /** Frame of each hash's anchor peak, counted from the start of the stream. */
   times: Uint32Array;
+  /** Pitch of each hash's anchor peak, cents above the lowest peak bin. */
+  cents: Uint32Array;
+}
+
+/** Bits of a hash below its anchor step (native/src/extractor.h: two intervals and a ratio). */
+const ANCHOR_SHIFT = 15;
+
+/**
+ * How far a query's anchor lies above the middle of the catalog's anchor step that its hash
+ * matched, in cents: the transposition plus an even spread of +-anchorCents/2, which averages out
+ * over a match's hashes.
+ */
+export function pitchSample(hash: number, queryCents: number): number {
+  return queryCents - ((hash >>> ANCHOR_SHIFT) + 0.5) * shared.anchorCents;
 }
 
 export interface Fingerprint extends Hashes {
   /**
    * Per phase, the sketch words of the frames that lie wholly inside the audio pushed, in frame
-   * order (the frames that end() analyses reach into its padding and give none).
+   * order (the frames that end() analyses reach into its padding and give none); per frame, a
+   * word per band shift (2 * sketchShifts + 1), the lowest first.
    */
   sketches: Uint32Array[];
 }
@@ -112,9 +150,11 @@ export interface Fingerprint extends Hashes {
  */
 export class FingerprintStream {
   private readonly phases: { ex: NativeExtractor; skip: number }[];
+  private readonly cfg: ProfileConfig;
 
   constructor(profile: Profile | ProfileConfig) {
     const cfg = typeof profile === 'string' ? PROFILES[profile] : profile;
+    this.cfg = cfg;
     if (!Number.isInteger(cfg.phases) || cfg.phases < 1) throw new RangeError('fingerprint config: phases must be a positive integer');
     this.phases = Array.from({ length: cfg.phases }, (_, k) => ({
       ex: new native.Extractor(cfg),
@@ -122,8 +162,9 @@ export class FingerprintStream {
     }));
   }
 
-  get phaseCount(): number {
-    return this.phases.length;
+  /** How its sketch words are laid out (verify.ts's QuerySketch reads them). */
+  sketchLayout(): SketchLayout {
+    return { phases: this.phases.length, shifts: this.cfg.sketchShifts, shiftCents: this.cfg.sketchShiftCents };
   }
 
   push(pcm: Float32Array): Fingerprint {
@@ -158,11 +199,13 @@ export function concatHashes(parts: Hashes[]): Hashes {
   const n = parts.reduce((a, p) => a + p.hashes.length, 0);
   const hashes = new Uint32Array(n);
   const times = new Uint32Array(n);
+  const cents = new Uint32Array(n);
   let at = 0;
   for (const p of parts) {
     hashes.set(p.hashes, at);
     times.set(p.times, at);
+    cents.set(p.cents, at);
     at += p.hashes.length;
   }
-  return { hashes, times };
+  return { hashes, times, cents };
 }

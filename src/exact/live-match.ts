@@ -66,7 +66,7 @@ export interface LiveMatchEvents {
 export class LiveMatch {
   private readonly decoder: StreamDecoder;
   private readonly fp = new FingerprintStream('query');
-  private readonly sketch = new QuerySketch(this.fp.phaseCount);
+  private readonly sketch = new QuerySketch(this.fp.sketchLayout());
   private readonly votes: VoteTable;
   private samples = 0;
   private lastEval = 0;
@@ -163,7 +163,10 @@ export class LiveMatch {
     // provisional answer), then as clip search verifies it (a final one).
     const lead = top && clear ? score(top, this.sketch, this.index, this.matcher, 1) : undefined;
     const holds = !!lead && lead.bitErrorRate <= this.matcher.maxBitErrorRate;
-    const stable = holds && !!this.previousTop && this.previousTop.fpId === top!.fpId && Math.abs(this.previousTop.offsetFrames - top!.offsetFrames) <= 2;
+    // Compared where each puts the current frame: a line fitted on a few seconds can tilt a little.
+    const frame = now / FRAME_SECONDS;
+    const at = (c: Candidate) => c.offsetFrames + c.timeScale * frame;
+    const stable = holds && !!this.previousTop && this.previousTop.fpId === top!.fpId && Math.abs(at(this.previousTop) - at(top!)) <= 2;
     this.previousTop = holds ? top : undefined;
     const accepted = holds ? verify(cands, this.sketch, this.index, this.matcher).slice(0, this.o.maxResults) : [];
 
@@ -192,6 +195,6 @@ export class LiveMatch {
 
   /** Matches with `offsetSeconds` where in the track the audio matched began. */
   private placed(ms: Match[]): Match[] {
-    return ms.map((m) => ({ ...m, offsetSeconds: Math.max(0, (m.offsetFrames + this.since) * FRAME_SECONDS) }));
+    return ms.map((m) => ({ ...m, offsetSeconds: Math.max(0, (m.offsetFrames + m.timeScale * this.since) * FRAME_SECONDS) }));
   }
 }

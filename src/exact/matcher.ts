@@ -2,7 +2,7 @@
 // catalog frame minus the query frame. A true match piles votes on one offset; chance postings
 // scatter. Votes accumulate, so a live session adds new hashes' postings as they arrive. The
 // candidates the votes give are then verified by their sketches (verify.ts).
-import { FRAME_SECONDS } from './fingerprint.js';
+import { FRAME_SECONDS, pitchSample } from './fingerprint.js';
 import type { QueryPostings } from './fingerprint-index.js';
 
 /** What a candidate needs to be a match. */
@@ -18,33 +18,34 @@ export interface Acceptance {
 }
 
 export interface MatcherConfig extends Acceptance {
-  /** Offsets within this many frames of each other count as one alignment. */
+  /** Votes are counted in bins of this many frames of offset, three bins to a window ... */
+  binFrames: number;
+  /** ... and a window's postings are fitted with a line, those within this many frames of it aligned. */
   toleranceFrames: number;
+  /** The line's slope, the query's time scale, may differ from 1 by this much (a 7% faster or slower recording). */
+  maxTimeScaleChange: number;
   /** Fewest distinct query frames among the aligned votes: a burst at one instant is not a match. */
   minAnchors: number;
-  /**
-   * A clip with no match that this would accept is tried again at other playback speeds
-   * (clip-match.ts). The acceptance itself, except where that is loosened to see the candidates
-   * below it (bench/accuracy's calibration).
-   */
-  retryUnless: Acceptance;
 }
 
-// Calibrated by bench/accuracy.ts on its clips and on every 5 s excerpt of the
-// tracks it keeps out of the catalog: no answer naming a wrong track there verifies below
-// 0.406, and at 0.38 white noise at 0 dB SNR is answered right 91.9% of the time (76.8% when
-// 30 aligned hashes had to suffice alone). A few aligned hashes are still required: they pick
-// the offset the sketch is compared at (5 answered 1.4 points more at 0 dB than 8, and no
-// wrong track).
+// Calibrated by bench/accuracy.ts on its tuning conditions and tracks and on every 5 s excerpt
+// of the tracks it keeps out of the catalog (docs/benchmarks.md).
 const ACCEPTANCE: Acceptance = { minAligned: 5, maxBitErrorRate: 0.38 };
-export const DEFAULT_MATCHER: MatcherConfig = { toleranceFrames: 1, minAnchors: 5, ...ACCEPTANCE, retryUnless: ACCEPTANCE };
+export const DEFAULT_MATCHER: MatcherConfig = { binFrames: 8, toleranceFrames: 1.5, maxTimeScaleChange: 0.07, minAnchors: 5, ...ACCEPTANCE };
 
 /** A track and offset that the votes point to. */
 export interface Placement {
   fpId: number;
-  /** Where in the track the query starts, in frames (median of the aligned offsets). */
+  /**
+   * Where in the track the query starts, in frames (not rounded): the track frame of query frame
+   * j is offsetFrames + timeScale * j.
+   */
   offsetFrames: number;
   offsetSeconds: number;
+  /** Track time per query time: 1.05 when the recording plays 5% fast. */
+  timeScale: number;
+  /** How far the recording is transposed from the track, in cents (+84 when it plays 5% fast). */
+  pitchShiftCents: number;
   alignedHashes: number;
   /** Query frame of the earliest aligned hash: where the matched audio begins in the query. */
   startFrame: number;
@@ -156,6 +157,7 @@ export class VoteTable {
   private offset = new Int32Array(0);
   private queryTime = new Uint32Array(0);
   private hash = new Uint32Array(0);
+  private pitch = new Float32Array(0);
   /** Postings [first, n) are live; those before were dropped by dropBefore. */
   private first = 0;
   private n = 0;
@@ -168,8 +170,10 @@ export class VoteTable {
     this.offset.set(p.offset.subarray(0, p.length), this.n);
     this.queryTime.set(p.queryTime.subarray(0, p.length), this.n);
     this.hash.set(p.hash.subarray(0, p.length), this.n);
+    for (let i = 0; i < p.length; i++) this.pitch[this.n + i] = pitchSample(p.hash[i]!, p.queryCents[i]!);
     this.n += p.length;
-    for (let i = 0; i < p.length; i++) this.votes.bump(p.track[i]!, p.offset[i]!, 1);
+    const bin = this.cfg.binFrames;
+    for (let i = 0; i < p.length; i++) this.votes.bump(p.track[i]!, Math.floor(p.offset[i]! / bin), 1);
   }
 
   /**
@@ -180,7 +184,7 @@ export class VoteTable {
    */
   dropBefore(frame: number): void {
     while (this.first < this.n && this.queryTime[this.first]! < frame) {
-      this.votes.bump(this.track[this.first]!, this.offset[this.first]!, -1);
+      this.votes.bump(this.track[this.first]!, Math.floor(this.offset[this.first]! / this.cfg.binFrames), -1);
       this.first++;
     }
     if (this.first > 4096 && this.first * 2 > this.n) this.compact();
@@ -188,22 +192,21 @@ export class VoteTable {
 
   /**
    * The candidates with at least `minAligned` distinct aligned hashes, at most `max` tracks, the
-   * best offset of each, most aligned first.
+   * best placement of each, most aligned first.
    */
   best(max: number, minAligned = this.cfg.minAligned): Candidate[] {
-    const { toleranceFrames: tol, minAnchors } = this.cfg;
-    // A window of 2*tol+1 offsets holding minAligned votes has one offset with at least
-    // minAligned / (2*tol+1) of them: only windows around such offsets need a look.
-    const seedMin = Math.max(1, Math.ceil(minAligned / (2 * tol + 1)));
+    const { binFrames: bin, maxTimeScaleChange: maxChange, minAnchors } = this.cfg;
+    // A recording played at another speed drifts from one offset along the query: votes are
+    // counted in wide bins, a window of three of them holds a 5 s query's drift at 7%, and the
+    // windows with enough votes are then fitted with a line.
     const windows: Window[] = [];
-    this.votes.forEachAtLeast(seedMin, (track, off) => {
-      for (let centre = off - tol; centre <= off + tol; centre++) {
-        let sum = 0;
-        for (let d = centre - tol; d <= centre + tol; d++) sum += this.votes.get(track, d);
+    this.votes.forEachAtLeast(Math.max(1, Math.ceil(minAligned / 3)), (track, b) => {
+      for (let centre = b - 1; centre <= b + 1; centre++) {
+        const sum = this.votes.get(track, centre - 1) + this.votes.get(track, centre) + this.votes.get(track, centre + 1);
         if (sum >= minAligned) windows.push({ track, offset: centre, votes: sum });
       }
     });
-    // Raw votes only shortlist, a few offsets per track: a passage that recurs in a track, busier
+    // Raw votes only shortlist, a few windows per track: a passage that recurs in a track, busier
     // the second time, can outvote the right place while matching fewer distinct hashes.
     windows.sort((a, b) => b.votes - a.votes);
     const perTrack = new Map<number, Window[]>();
@@ -211,53 +214,57 @@ export class VoteTable {
       const list = perTrack.get(w.track);
       if (!list) {
         if (perTrack.size < Math.max(max * 2, CANDIDATES)) perTrack.set(w.track, [w]);
-      } else if (list.length < OFFSETS_PER_TRACK && list.every((o) => Math.abs(o.offset - w.offset) > 2 * tol)) {
+      } else if (list.length < OFFSETS_PER_TRACK && list.every((o) => Math.abs(o.offset - w.offset) > 2)) {
         list.push(w);
       }
     }
     const cands = [...perTrack.values()].flat();
     if (cands.length === 0) return [];
-    // One pass over the postings collects each candidate's aligned hashes, query frames and offsets.
+    // A longer query drifts further: each window takes the postings of its track within that
+    // reach of its centre, in one pass over the postings.
+    let qLo = Infinity;
+    let qHi = -Infinity;
+    for (let i = this.first; i < this.n; i++) {
+      qLo = Math.min(qLo, this.queryTime[i]!);
+      qHi = Math.max(qHi, this.queryTime[i]!);
+    }
+    const reach = 1.5 * bin + maxChange * (qHi - qLo);
     const candTrack = Int32Array.from(cands, (c) => c.track);
-    const aligned = cands.map(() => ({ anchors: [] as number[], hashes: [] as number[], offsets: [] as number[] }));
+    const centre = Float64Array.from(cands, (c) => (c.offset + 0.5) * bin);
+    const points = cands.map((): Points => ({ q: [], o: [], h: [], c: [] }));
     for (let i = this.first; i < this.n; i++) {
       const t = this.track[i]!;
       const o = this.offset[i]!;
       for (let c = 0; c < candTrack.length; c++) {
-        if (candTrack[c] !== t || o < cands[c]!.offset - tol || o > cands[c]!.offset + tol) continue;
-        const a = aligned[c]!;
-        a.anchors.push(this.queryTime[i]!);
-        a.hashes.push(this.hash[i]!);
-        a.offsets.push(o);
+        if (candTrack[c] !== t || Math.abs(o - centre[c]!) > reach) continue;
+        const p = points[c]!;
+        p.q.push(this.queryTime[i]!);
+        p.o.push(o);
+        p.h.push(this.hash[i]!);
+        p.c.push(this.pitch[i]!);
       }
     }
     const perTrackFound = new Map<number, Placement[]>();
     cands.forEach((c, k) => {
-      const { anchors, hashes, offsets } = aligned[k]!;
-      const nHashes = distinct(hashes);
-      if (nHashes < minAligned || distinct(anchors) < minAnchors) return;
-      offsets.sort((a, b) => a - b);
-      const median = offsets[offsets.length >> 1]!;
-      const found = {
-        fpId: c.track,
-        offsetFrames: median,
-        offsetSeconds: Math.max(0, median * FRAME_SECONDS),
-        alignedHashes: nHashes,
-        startFrame: Math.min(...anchors),
-      };
+      const found = fitLine(points[k]!, c.track, this.cfg);
+      if (!found || found.alignedHashes < minAligned || found.anchors < minAnchors) return;
+      const { anchors: _, ...placement } = found;
       const list = perTrackFound.get(c.track);
-      if (list) list.push(found);
-      else perTrackFound.set(c.track, [found]);
+      if (list) list.push(placement);
+      else perTrackFound.set(c.track, [placement]);
     });
     const out = [...perTrackFound.values()].map((found): Candidate => {
       found.sort((a, b) => b.alignedHashes - a.alignedHashes);
-      return { ...found[0]!, elsewhere: found.slice(1) };
+      // Two windows of one track can settle on the same line.
+      const first = found[0]!;
+      const others = found.slice(1).filter((p) => Math.abs(p.offsetFrames - first.offsetFrames) > 2 * this.cfg.toleranceFrames);
+      return { ...first, elsewhere: others };
     });
     return out.sort((a, b) => b.alignedHashes - a.alignedHashes).slice(0, max);
   }
 
   private compact(): void {
-    for (const a of [this.track, this.offset, this.queryTime, this.hash]) a.copyWithin(0, this.first, this.n);
+    for (const a of [this.track, this.offset, this.queryTime, this.hash, this.pitch]) a.copyWithin(0, this.first, this.n);
     this.n -= this.first;
     this.first = 0;
   }
@@ -280,6 +287,9 @@ export class VoteTable {
     const h = new Uint32Array(cap);
     h.set(this.hash.subarray(0, this.n));
     this.hash = h;
+    const c = new Float32Array(cap);
+    c.set(this.pitch.subarray(0, this.n));
+    this.pitch = c;
   }
 }
 
@@ -289,4 +299,103 @@ function distinct(xs: number[]): number {
   let n = 0;
   for (let i = 0; i < xs.length; i++) if (i === 0 || xs[i] !== xs[i - 1]) n++;
   return n;
+}
+
+interface Points {
+  /** Query frame, offset (track frame minus query frame), hash and pitch sample of each posting. */
+  q: number[];
+  o: number[];
+  h: number[];
+  c: number[];
+}
+
+/**
+ * The line track = offset + scale * query that the most postings lie on, within toleranceFrames:
+ * slopes are tried in steps that move the line at most that much across the query, each slope's
+ * best offset found from a histogram, and the winner refined by least squares on its postings.
+ */
+function fitLine(p: Points, fpId: number, cfg: MatcherConfig): (Placement & { anchors: number }) | undefined {
+  const n = p.q.length;
+  if (n === 0) return undefined;
+  const tol = cfg.toleranceFrames;
+  let qLo = Infinity;
+  let qHi = -Infinity;
+  let oLo = Infinity;
+  let oHi = -Infinity;
+  for (let i = 0; i < n; i++) {
+    qLo = Math.min(qLo, p.q[i]!);
+    qHi = Math.max(qHi, p.q[i]!);
+  }
+  const span = Math.max(1, qHi - qLo);
+  const step = Math.max(0.0005, tol / span);
+  const steps = Math.floor(cfg.maxTimeScaleChange / step);
+  // Offsets are taken at the query's middle, so that a slope turns the points about their centre.
+  const qMid = (qLo + qHi) / 2;
+  for (let i = 0; i < n; i++) {
+    oLo = Math.min(oLo, p.o[i]!);
+    oHi = Math.max(oHi, p.o[i]!);
+  }
+  const pad = Math.ceil(cfg.maxTimeScaleChange * span) + 2;
+  const width = Math.ceil(oHi - oLo) + 2 * pad + 1;
+  const hist = new Int32Array(width);
+  const w = Math.max(1, Math.round(2 * tol));
+  let best = { votes: 0, u: 0, at: 0 };
+  for (let k = 0; k <= 2 * steps; k++) {
+    // 0, then +-1, +-2 steps: on a tie the slope nearer 1 wins.
+    const u = (k & 1 ? -1 : 1) * Math.ceil(k / 2) * step;
+    hist.fill(0);
+    for (let i = 0; i < n; i++) hist[Math.round(p.o[i]! - u * (p.q[i]! - qMid) - oLo) + pad]!++;
+    let sum = 0;
+    for (let b = 0; b < width; b++) {
+      sum += hist[b]! - (b >= w ? hist[b - w]! : 0);
+      if (sum > best.votes) best = { votes: sum, u, at: b - (w - 1) / 2 + oLo - pad };
+    }
+  }
+  // Least squares on the postings near the best line, then the postings near the refined one.
+  let line = { a: best.at, u: best.u };
+  for (let pass = 0; pass < 2; pass++) {
+    let sq = 0;
+    let so = 0;
+    let sqq = 0;
+    let sqo = 0;
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      const x = p.q[i]! - qMid;
+      if (Math.abs(p.o[i]! - line.a - line.u * x) > tol + (pass === 0 ? 0.5 : 0)) continue;
+      sq += x;
+      so += p.o[i]!;
+      sqq += x * x;
+      sqo += x * p.o[i]!;
+      m++;
+    }
+    if (m < 2) break;
+    const den = m * sqq - sq * sq;
+    const u = den > 0 ? (m * sqo - sq * so) / den : line.u;
+    const clamped = Math.max(-cfg.maxTimeScaleChange, Math.min(cfg.maxTimeScaleChange, u));
+    line = { u: clamped, a: (so - clamped * sq) / m };
+  }
+  const hashes: number[] = [];
+  const anchors: number[] = [];
+  let startFrame = Infinity;
+  let pitch = 0;
+  for (let i = 0; i < n; i++) {
+    if (Math.abs(p.o[i]! - line.a - line.u * (p.q[i]! - qMid)) > tol) continue;
+    hashes.push(p.h[i]!);
+    anchors.push(p.q[i]!);
+    pitch += p.c[i]!;
+    startFrame = Math.min(startFrame, p.q[i]!);
+  }
+  if (!hashes.length) return undefined;
+  // Offset at query frame 0: o(q) = a + u (q - qMid), and track = q + o(q) = (a - u qMid) + (1 + u) q.
+  const offsetFrames = line.a - line.u * qMid;
+  return {
+    fpId,
+    offsetFrames,
+    offsetSeconds: Math.max(0, offsetFrames * FRAME_SECONDS),
+    timeScale: 1 + line.u,
+    pitchShiftCents: pitch / hashes.length,
+    alignedHashes: distinct(hashes),
+    anchors: distinct(anchors),
+    startFrame,
+  };
 }

@@ -7,6 +7,7 @@
 // naming a wrong track there: 0.406), while accepting up to 0.38 (matcher.ts) answers nine in
 // ten clips in white noise at 0 dB SNR.
 import type { FingerprintIndex } from './fingerprint-index.js';
+import type { SketchLayout } from './fingerprint.js';
 import type { Acceptance, Candidate, Match, Placement } from './matcher.js';
 
 /** Fewer frames compared than this (1.5 s) verify nothing: too few bits to tell. */
@@ -20,14 +21,27 @@ const LEADING_WORDS = 4;
 const POPCOUNT16 = new Uint8Array(1 << 16);
 for (let i = 1; i < POPCOUNT16.length; i++) POPCOUNT16[i] = (i & 1) + POPCOUNT16[i >> 1]!;
 
-/** The sketch words of a query stream, per analysis phase; a live session drops the old ones. */
+/**
+ * The sketch words of a query stream, per analysis phase and band shift (a word per shift per
+ * frame, interleaved); a live session drops the old ones.
+ */
 export class QuerySketch {
+  /** Per phase: its words, how many are held (n) and the frames seen since the start. */
   private readonly phases: { words: Uint32Array; n: number; seen: number }[];
   /** Frames before this are dropped. */
   private from = 0;
 
-  constructor(phases: number) {
-    this.phases = Array.from({ length: phases }, () => ({ words: new Uint32Array(1024), n: 0, seen: 0 }));
+  private readonly shifts: number;
+  private readonly shiftCents: number;
+
+  constructor(layout: SketchLayout) {
+    this.shifts = layout.shifts;
+    this.shiftCents = layout.shiftCents;
+    this.phases = Array.from({ length: layout.phases }, () => ({ words: new Uint32Array(1024), n: 0, seen: 0 }));
+  }
+
+  private get stride(): number {
+    return 2 * this.shifts + 1;
   }
 
   /** Appends each phase's new words (FingerprintStream.push's `sketches`). */
@@ -42,7 +56,7 @@ export class QuerySketch {
       }
       p.words.set(w, p.n);
       p.n += w.length;
-      p.seen += w.length;
+      p.seen += w.length / this.stride;
     });
   }
 
@@ -53,25 +67,34 @@ export class QuerySketch {
 
   /**
    * Share of the query's strong bits that differ from the track's, the query's frame j at the
-   * track's frame j + offset: the lowest over the phases and a frame either way (a phase's
-   * frames straddle the track's). Undefined when fewer than `minFrames` frames overlap.
+   * track's frame offset + scale * j, on the words whose bands moved nearest `pitchCents`: the
+   * lowest over the phases and a frame either way (a phase's frames straddle the track's).
+   * Undefined when fewer than `minFrames` frames overlap.
    */
-  bitErrorRate(track: Uint16Array, offset: number, minFrames = MIN_VERIFIED_FRAMES): number | undefined {
+  bitErrorRate(
+    track: Uint16Array,
+    at: { offsetFrames: number; timeScale: number; pitchShiftCents: number },
+    minFrames = MIN_VERIFIED_FRAMES,
+  ): number | undefined {
+    const { offsetFrames: offset, timeScale: scale } = at;
+    const S = this.stride;
+    const shift = Math.max(0, Math.min(S - 1, this.shifts + Math.round(at.pitchShiftCents / this.shiftCents)));
     let best: number | undefined;
     for (const p of this.phases) {
-      const first = p.seen - p.n; // frame of words[0]
+      const first = p.seen - p.n / S; // frame of the first word held
       const lo = Math.max(this.from, first, LEADING_WORDS);
       const hi = p.seen;
       for (let d = -1; d <= 1; d++) {
-        const j0 = Math.max(lo, -(offset + d));
-        const j1 = Math.min(hi, track.length - (offset + d));
+        // Query frames j whose track frame round(offset + d + scale * j) lies inside the track.
+        const j0 = Math.max(lo, Math.ceil((-0.5 - offset - d) / scale));
+        const j1 = Math.min(hi, Math.ceil((track.length - 0.5 - offset - d) / scale));
         if (j1 - j0 < Math.max(1, minFrames)) continue;
         let errors = 0;
         let bits = 0;
         for (let j = j0; j < j1; j++) {
-          const w = p.words[j - first]!;
+          const w = p.words[(j - first) * S + shift]!;
           const strong = w >>> 16;
-          errors += POPCOUNT16[(w ^ track[j + offset + d]!) & strong]!;
+          errors += POPCOUNT16[(w ^ track[Math.round(offset + d + scale * j)]!) & strong]!;
           bits += POPCOUNT16[strong]!;
         }
         const rate = bits ? errors / bits : 1;
@@ -82,8 +105,9 @@ export class QuerySketch {
   }
 
   private trim(p: { words: Uint32Array; n: number; seen: number }): void {
-    const first = p.seen - p.n;
-    const drop = Math.min(p.n, this.from - first);
+    const S = this.stride;
+    const first = p.seen - p.n / S;
+    const drop = Math.min(p.n / S, this.from - first) * S;
     if (drop <= 0 || drop * 2 < p.words.length) return;
     p.words.copyWithin(0, drop, p.n);
     p.n -= drop;
@@ -101,10 +125,20 @@ export function score(c: Placement, q: QuerySketch, index: FingerprintIndex, acc
 
 /** score, given the track's sketch words. */
 function scoreAt(c: Placement, words: Uint16Array, q: QuerySketch, acc: Acceptance, minFrames = MIN_VERIFIED_FRAMES): Match | undefined {
-  const rate = q.bitErrorRate(words, c.offsetFrames, minFrames);
+  const rate = q.bitErrorRate(words, c, minFrames);
   if (rate === undefined) return undefined;
-  const { fpId, offsetFrames, offsetSeconds, alignedHashes, startFrame } = c;
-  return { fpId, offsetFrames, offsetSeconds, alignedHashes, startFrame, bitErrorRate: rate, confidence: Math.max(0, 1 - (0.5 * rate) / acc.maxBitErrorRate) };
+  const { fpId, offsetFrames, offsetSeconds, timeScale, pitchShiftCents, alignedHashes, startFrame } = c;
+  return {
+    fpId,
+    offsetFrames,
+    offsetSeconds,
+    timeScale,
+    pitchShiftCents,
+    alignedHashes,
+    startFrame,
+    bitErrorRate: rate,
+    confidence: Math.max(0, 1 - (0.5 * rate) / acc.maxBitErrorRate),
+  };
 }
 
 /**
@@ -137,8 +171,9 @@ function placed(m: Match, elsewhere: Placement[], words: Uint16Array, q: QuerySk
   let at: Placement = m;
   let rate = m.bitErrorRate - PLACEMENT_MARGIN;
   for (const p of elsewhere) {
-    const r = q.bitErrorRate(words, p.offsetFrames, MIN_VERIFIED_FRAMES);
+    const r = q.bitErrorRate(words, p, MIN_VERIFIED_FRAMES);
     if (r !== undefined && r < rate) [at, rate] = [p, r];
   }
-  return { ...m, offsetFrames: at.offsetFrames, offsetSeconds: at.offsetSeconds, startFrame: at.startFrame };
+  const { offsetFrames, offsetSeconds, timeScale, pitchShiftCents, startFrame } = at;
+  return { ...m, offsetFrames, offsetSeconds, timeScale, pitchShiftCents, startFrame };
 }

@@ -182,7 +182,7 @@ export class ListenSession {
       const track = this.tracks.get(m.fpId);
       if (!track) return []; // deleted meanwhile
       const base = exactMatch({ ...m, track });
-      return [{ ...base, position_seconds: round(Math.min(track.duration_seconds, Math.max(0, m.offsetFrames * FRAME_SECONDS + now)), 2) }];
+      return [{ ...base, position_seconds: round(Math.min(track.duration_seconds, Math.max(0, m.offsetFrames * FRAME_SECONDS + m.timeScale * now)), 2) }];
     });
     if (!live.length) return;
     this.send({

@@ -15,6 +15,7 @@ function postings(ps: P[]): QueryPostings {
     offset: Int32Array.from(ps, (p) => p[1]),
     queryTime: Uint32Array.from(ps, (p) => p[2]),
     hash: Uint32Array.from(ps, (p) => p[3]),
+    queryCents: new Uint32Array(ps.length),
   };
 }
 
@@ -41,12 +42,38 @@ describe('VoteTable', () => {
     assert.deepEqual(best!.elsewhere, []);
   });
 
-  it('counts offsets within the tolerance as one alignment, placed at their median', () => {
+  it('counts offsets within the tolerance as one alignment, placed on the line through them', () => {
     const t = new VoteTable();
-    t.add(postings([...aligned(1, 99, 3, 0, 10), ...aligned(1, 100, 4, 3, 20), ...aligned(1, 101, 3, 7, 30)]));
+    t.add(postings(Array.from({ length: 10 }, (_, i): P => [1, 100 + ((i % 3) - 1), i, 10 + i])));
     const [c] = t.best(1);
     assert.equal(c!.alignedHashes, 10);
-    assert.equal(c!.offsetFrames, 100);
+    assert.ok(Math.abs(c!.offsetFrames - 100) < 0.5, `offset ${c!.offsetFrames}`);
+    assert.ok(Math.abs(c!.timeScale - 1) < 0.02, `time scale ${c!.timeScale}`);
+  });
+
+  for (const scale of [0.95, 0.97, 1.03, 1.05]) {
+    it(`finds a recording played at ${scale} times the speed and its time scale`, () => {
+      // Track frame = 300 + scale * query frame, over a 5 s query (156 frames), plus chance votes.
+      const t = new VoteTable();
+      const line = Array.from({ length: 40 }, (_, i): P => {
+        const q = i * 4;
+        return [2, Math.round(300 + scale * q) - q, q, 100 + i];
+      });
+      const noise = Array.from({ length: 200 }, (_, i): P => [2 + (i % 5), (i * 7919) % 900, (i * 31) % 156, 9000 + i]);
+      t.add(postings([...noise, ...line]));
+      const [c] = t.best(1);
+      assert.equal(c!.fpId, 2);
+      assert.ok(c!.alignedHashes >= 38, `${c!.alignedHashes} aligned`);
+      assert.ok(Math.abs(c!.timeScale - scale) < 0.004, `time scale ${c!.timeScale}`);
+      assert.ok(Math.abs(c!.offsetFrames - 300) < 1.5, `offset ${c!.offsetFrames}`);
+    });
+  }
+
+  it('does not fit a line steeper than the time scale allows', () => {
+    // 1.2 times the speed: votes spread far wider than 7% can explain, so no window aligns 5.
+    const t = new VoteTable(LOOSE);
+    t.add(postings(Array.from({ length: 20 }, (_, i): P => [1, Math.round(0.2 * i * 8), i * 8, 100 + i])));
+    assert.ok((t.best(1)[0]?.alignedHashes ?? 0) < 8);
   });
 
   it('does not join offsets further apart than the tolerance', () => {
