@@ -75,9 +75,10 @@ const CANDIDATES = 10;
 const OFFSETS_PER_TRACK = 3;
 
 /** Votes of a window of offsets around one offset. */
+/** Votes of three offset bins around one (binFrames each). */
 interface Window {
   track: number;
-  offset: number;
+  bin: number;
   votes: number;
 }
 
@@ -203,7 +204,7 @@ export class VoteTable {
     this.votes.forEachAtLeast(Math.max(1, Math.ceil(minAligned / 3)), (track, b) => {
       for (let centre = b - 1; centre <= b + 1; centre++) {
         const sum = this.votes.get(track, centre - 1) + this.votes.get(track, centre) + this.votes.get(track, centre + 1);
-        if (sum >= minAligned) windows.push({ track, offset: centre, votes: sum });
+        if (sum >= minAligned) windows.push({ track, bin: centre, votes: sum });
       }
     });
     // Raw votes only shortlist, a few windows per track: a passage that recurs in a track, busier
@@ -214,7 +215,7 @@ export class VoteTable {
       const list = perTrack.get(w.track);
       if (!list) {
         if (perTrack.size < Math.max(max * 2, CANDIDATES)) perTrack.set(w.track, [w]);
-      } else if (list.length < OFFSETS_PER_TRACK && list.every((o) => Math.abs(o.offset - w.offset) > 2)) {
+      } else if (list.length < OFFSETS_PER_TRACK && list.every((o) => Math.abs(o.bin - w.bin) > 2)) {
         list.push(w);
       }
     }
@@ -230,7 +231,7 @@ export class VoteTable {
     }
     const reach = 1.5 * bin + maxChange * (qHi - qLo);
     const candTrack = Int32Array.from(cands, (c) => c.track);
-    const centre = Float64Array.from(cands, (c) => (c.offset + 0.5) * bin);
+    const centre = Float64Array.from(cands, (c) => (c.bin + 0.5) * bin);
     const points = cands.map((): Points => ({ q: [], o: [], h: [], c: [] }));
     for (let i = this.first; i < this.n; i++) {
       const t = this.track[i]!;
@@ -325,16 +326,14 @@ function fitLine(p: Points, fpId: number, cfg: MatcherConfig): (Placement & { an
   for (let i = 0; i < n; i++) {
     qLo = Math.min(qLo, p.q[i]!);
     qHi = Math.max(qHi, p.q[i]!);
+    oLo = Math.min(oLo, p.o[i]!);
+    oHi = Math.max(oHi, p.o[i]!);
   }
   const span = Math.max(1, qHi - qLo);
   const step = Math.max(0.0005, tol / span);
   const steps = Math.floor(cfg.maxTimeScaleChange / step);
   // Offsets are taken at the query's middle, so that a slope turns the points about their centre.
   const qMid = (qLo + qHi) / 2;
-  for (let i = 0; i < n; i++) {
-    oLo = Math.min(oLo, p.o[i]!);
-    oHi = Math.max(oHi, p.o[i]!);
-  }
   const pad = Math.ceil(cfg.maxTimeScaleChange * span) + 2;
   const width = Math.ceil(oHi - oLo) + 2 * pad + 1;
   const hist = new Int32Array(width);
