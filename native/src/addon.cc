@@ -48,6 +48,8 @@ fp::Config readConfig(const Napi::Object& o) {
   c.sketchHiBin = intField(o, "sketchHiBin", c.sketchHiBin);
   c.sketchShifts = intField(o, "sketchShifts", c.sketchShifts);
   c.sketchShiftCents = floatField(o, "sketchShiftCents", c.sketchShiftCents);
+  c.sketchLag = intField(o, "sketchLag", c.sketchLag);
+  c.sketchSmooth = intField(o, "sketchSmooth", c.sketchSmooth);
   return c;
 }
 

@@ -33,7 +33,7 @@ Extractor::Extractor(const Config& cfg)
   if (cfg.sketchShifts < 0 || cfg.sketchShifts > 4) throw std::invalid_argument("sketchShifts must be in 0..4");
   for (int k = -cfg.sketchShifts; k <= cfg.sketchShifts; k++)
     sketchers_.emplace_back(cfg.sketchBands, cfg.sketchStrong, cfg.sketchLoBin, cfg.sketchHiBin, cfg.binLo - cfg.freqRadius,
-                            cfg.binHi + cfg.freqRadius, std::exp2(k * cfg.sketchShiftCents / 1200.0));
+                            cfg.binHi + cfg.freqRadius, cfg.sketchLag, cfg.sketchSmooth, std::exp2(k * cfg.sketchShiftCents / 1200.0));
   if (cfg.hop <= 0 || cfg.hop > cfg.fftSize) throw std::invalid_argument("hop must be in 1..fftSize");
   if (cfg.binLo - cfg.freqRadius < 0 || cfg.binHi + cfg.freqRadius > cfg.fftSize / 2)
     throw std::invalid_argument("peak band and its neighbourhood must lie inside the spectrum");

@@ -6,8 +6,9 @@
 
 namespace fp {
 
-Sketcher::Sketcher(int bands, int strong, int loBin, int hiBin, int firstBin, int lastBin, double scale)
-    : bands_(bands), strong_(strong) {
+Sketcher::Sketcher(int bands, int strong, int loBin, int hiBin, int firstBin, int lastBin, int lag, int smooth, double scale)
+    : bands_(bands), strong_(strong), lag_(lag), smooth_(smooth) {
+  if (lag < 1 || lag > 16 || smooth < 1 || smooth > 16) throw std::invalid_argument("sketchLag and sketchSmooth must be in 1..16");
   if (bands < 1 || bands > 16) throw std::invalid_argument("sketchBands must be in 1..16");
   if (strong < 1 || strong > bands) throw std::invalid_argument("sketchStrong must be in 1..sketchBands");
   const double lo = loBin * scale, hi = hiBin * scale;
@@ -27,7 +28,8 @@ Sketcher::Sketcher(int bands, int strong, int loBin, int hiBin, int firstBin, in
   }
   energy_.assign(n, 0.0);
   // Before the first frame the signal is silent: every difference is zero.
-  prevDiff_.assign(bands, 0.0);
+  raw_.assign(static_cast<size_t>(bands) * smooth, 0.0);
+  history_.assign(static_cast<size_t>(bands) * lag, 0.0);
   change_.assign(bands, 0.0);
   sorted_.assign(bands, 0.0);
 }
@@ -36,14 +38,22 @@ uint32_t Sketcher::next(const float* power) {
   for (int b = 0; b <= bands_; b++) {
     double e = 0;
     for (const Weight& x : weights_[b]) e += x.w * power[x.bin];
-    energy_[b] = e;
+    energy_[b] = std::log2(e + 1e-6);  // the floor keeps silence finite
   }
   uint32_t bits = 0;
+  // A plain mean over the last `smooth` frames, not a decaying one: audio that starts later, or
+  // at another frame phase, gives the same words once those frames have passed.
+  double* raw = &raw_[static_cast<size_t>(frame_ % smooth_) * bands_];
+  double* past = &history_[static_cast<size_t>(frame_ % lag_) * bands_];
+  frame_++;
+  for (int b = 0; b < bands_; b++) raw[b] = energy_[b] - energy_[b + 1];
   for (int b = 0; b < bands_; b++) {
-    const double d = energy_[b] - energy_[b + 1];
-    if (d > prevDiff_[b]) bits |= 1u << b;
-    change_[b] = std::fabs(d - prevDiff_[b]);
-    prevDiff_[b] = d;
+    double d = 0;
+    for (int k = 0; k < smooth_; k++) d += raw_[static_cast<size_t>((frame_ + k) % smooth_) * bands_ + b];  // oldest first
+    d /= smooth_;
+    if (d > past[b]) bits |= 1u << b;
+    change_[b] = std::fabs(d - past[b]);
+    past[b] = d;
   }
   // The bits whose difference changed most: noise flips the small changes first.
   sorted_ = change_;

@@ -230,14 +230,21 @@ export class VoteTable {
       qHi = Math.max(qHi, this.queryTime[i]!);
     }
     const reach = 1.5 * bin + maxChange * (qHi - qLo);
-    const candTrack = Int32Array.from(cands, (c) => c.track);
     const centre = Float64Array.from(cands, (c) => (c.bin + 0.5) * bin);
     const points = cands.map((): Points => ({ q: [], o: [], h: [], c: [] }));
+    // Most postings are of tracks with no candidate: one lookup skips them.
+    const ofTrack = new Map<number, number[]>();
+    cands.forEach((c, k) => {
+      const list = ofTrack.get(c.track);
+      if (list) list.push(k);
+      else ofTrack.set(c.track, [k]);
+    });
     for (let i = this.first; i < this.n; i++) {
-      const t = this.track[i]!;
+      const ks = ofTrack.get(this.track[i]!);
+      if (!ks) continue;
       const o = this.offset[i]!;
-      for (let c = 0; c < candTrack.length; c++) {
-        if (candTrack[c] !== t || Math.abs(o - centre[c]!) > reach) continue;
+      for (const c of ks) {
+        if (Math.abs(o - centre[c]!) > reach) continue;
         const p = points[c]!;
         p.q.push(this.queryTime[i]!);
         p.o.push(o);

@@ -4,8 +4,8 @@
 // share a theme or an instrument line align dozens of distinct hashes with a clip of each other
 // (bench/accuracy found 36 for a 5 s clean excerpt), as many as a right answer keeps in heavy
 // noise. Their sketches still differ in over 40% of the strong bits (the lowest of any answer
-// naming a wrong track there: 0.406), while accepting up to 0.38 (matcher.ts) answers nine in
-// ten clips in white noise at 0 dB SNR.
+// naming a wrong track there: 0.419-0.44 with the room-proof sketch of 2026-12-07), while
+// accepting up to 0.38 (matcher.ts) answers eight in ten clips in white noise at 0 dB SNR.
 import type { FingerprintIndex } from './fingerprint-index.js';
 import type { SketchLayout } from './fingerprint.js';
 import type { Acceptance, Candidate, Match, Placement } from './matcher.js';
@@ -14,9 +14,10 @@ import type { Acceptance, Candidate, Match, Placement } from './matcher.js';
 export const MIN_VERIFIED_FRAMES = 47;
 /**
  * A phase's first frames reach back before the stream into the extractor's zero padding, and
- * the first word compares its frame with that padding: they do not describe the audio.
+ * the words of the next sketchSmooth + sketchLag frames (fingerprint.ts) still mix theirs with
+ * that padding: they do not describe the audio.
  */
-const LEADING_WORDS = 4;
+const LEADING_WORDS = 11;
 
 const POPCOUNT16 = new Uint8Array(1 << 16);
 for (let i = 1; i < POPCOUNT16.length; i++) POPCOUNT16[i] = (i & 1) + POPCOUNT16[i >> 1]!;
