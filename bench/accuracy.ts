@@ -24,8 +24,7 @@
 //   tracks only. Held-out figures are for judging a change, not for choosing its parameters.
 // - The wider negatives: every 5 s excerpt of the kept-out tracks, 2.5 s apart, clean, since
 //   false positives are rare and 200 negatives per condition cannot show a rate near zero.
-// - Candidates at any bit error rate are kept, so that the acceptance can be swept afterwards;
-//   the speed retries of the production matcher still follow the production acceptance.
+// - Candidates at any bit error rate are kept, so that the acceptance can be swept afterwards.
 // - Query CPU is process CPU time around identify(), decode excluded, since wall time on a shared
 //   two-core machine says little; it is given for the earlier conditions apart, to stay comparable.
 // Prints Markdown tables.
@@ -196,8 +195,7 @@ async function main() {
   if (values['clips-only']) return;
 
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'audio-ident-bench-'));
-  // Candidates at any bit error rate are kept so that the acceptance can be calibrated below;
-  // retries at other speeds follow the production acceptance.
+  // Candidates at any bit error rate are kept so that the acceptance can be calibrated below.
   const engine = await Engine.open(loadConfig(process.env, { dataDir }), { matcher: { ...DEFAULT_MATCHER, maxBitErrorRate: 0.5 } });
   try {
     const bar = new ProgressBar('ingest');
@@ -326,7 +324,6 @@ async function main() {
     const cpuRows = (label: string, s: Scored[]) => {
       if (!s.length) return;
       const cpu = s.map((x) => x.cpuMs);
-      // Clips that match nothing at their own speed are tried at others: they cost more.
       const answered = s.filter((x) => accepted(x)).map((x) => x.cpuMs);
       const unanswered = s.filter((x) => !accepted(x)).map((x) => x.cpuMs);
       lines.push(`| query CPU per 5 s clip, decode excluded (median / p95), ${label} | ${median(cpu).toFixed(1)} ms / ${quantile(cpu, 0.95).toFixed(1)} ms |`);
@@ -388,7 +385,7 @@ async function main() {
       process.stdout.write(`| ${ber} | ${aligned} | ${wrongAt(ber, aligned)} | ${mean.toFixed(1)} | ${accs.map((a) => a.toFixed(1)).join(' | ')} |\n`);
     };
     process.stdout.write(
-      `\nAcceptance sweep, tune conditions on tune tracks (% right; the rows for other aligned-hash minimums do not redo the speed retries):\n\n` +
+      `\nAcceptance sweep, tune conditions on tune tracks (% right):\n\n` +
         `| max bit error rate | min aligned hashes | wrong+FP | mean | ${tuneConditions.map((c) => c.name).join(' | ')} |\n`,
     );
     process.stdout.write(`|${'---|'.repeat(tuneConditions.length + 4)}\n`);

@@ -7,17 +7,18 @@
 // naming a wrong track there: 0.419-0.44 with the room-proof sketch of 2026-12-07), while
 // accepting up to 0.38 (matcher.ts) answers eight in ten clips in white noise at 0 dB SNR.
 import type { FingerprintIndex } from './fingerprint-index.js';
-import type { SketchLayout } from './fingerprint.js';
+import { PROFILES, type SketchLayout } from './fingerprint.js';
 import type { Acceptance, Candidate, Match, Placement } from './matcher.js';
 
 /** Fewer frames compared than this (1.5 s) verify nothing: too few bits to tell. */
 export const MIN_VERIFIED_FRAMES = 47;
 /**
- * A phase's first frames reach back before the stream into the extractor's zero padding, and
- * the words of the next sketchSmooth + sketchLag frames (fingerprint.ts) still mix theirs with
- * that padding: they do not describe the audio.
+ * A phase's first frames (as many as a window has hops) reach back before the stream into the
+ * extractor's zero padding, and the words of the next sketchSmooth + sketchLag frames still mix
+ * theirs with that padding: they do not describe the audio.
  */
-const LEADING_WORDS = 11;
+const { fftSize, hop, sketchSmooth, sketchLag } = PROFILES.query;
+const LEADING_WORDS = fftSize / hop + sketchSmooth + sketchLag;
 
 const POPCOUNT16 = new Uint8Array(1 << 16);
 for (let i = 1; i < POPCOUNT16.length; i++) POPCOUNT16[i] = (i & 1) + POPCOUNT16[i >> 1]!;
