@@ -133,7 +133,11 @@ test('a matching thread that dies fails only its own searches (500 INTERNAL), is
   const t = catalog[2]!;
   const data = await readFile(await clip(t, 10, 25, 'clean')); // WAV: decoded by an ffmpeg child of the thread
   const inFlight = Array.from({ length: 8 }, () => search(data, 'clip.wav'));
-  for (let i = 0; i < 400 && server.engine.threadStats().clips[0]! < 2; i++) await new Promise((r) => setImmediate(r));
+  // Waited for by the clock, not by a count of turns: on a loaded machine the uploads take longer
+  // to reach the thread than 400 turns of the event loop (a CI run failed so).
+  for (const until = Date.now() + 10_000; Date.now() < until && server.engine.threadStats().clips[0]! < 2; ) {
+    await new Promise((r) => setTimeout(r, 2));
+  }
   assert.ok(server.engine.threadStats().clips[0]! >= 2, 'two clips in flight on the first thread');
   // The thread is ended from outside, as a crash of its own would end it.
   await (server.engine as unknown as { threads: { threads: { worker: Worker }[] } }).threads.threads[0]!.worker.terminate();
