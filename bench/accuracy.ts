@@ -43,8 +43,7 @@ import { DEFAULT_MATCHER } from '../src/exact/matcher.js';
 import { ProgressBar } from '../src/cli/progress.js';
 import {
   ACCURACY_CONDITIONS,
-  type BenchCondition,
-  CACHE_DIR,
+  clipDir,
   CONDITIONS,
   type CorpusTrack,
   fetchCorpus,
@@ -56,7 +55,6 @@ import {
   rng,
   SPLIT_SEED,
 } from '../tools/corpus.js';
-import { ROOM_MODEL } from '../tools/rooms.js';
 import { extractionSpeeds } from './extraction.js';
 import { median, quantile } from './stats.js';
 
@@ -114,17 +112,6 @@ interface Scored {
   cpuMs: number;
 }
 
-/** Cache folder of a condition's clips: the earlier conditions keep their earlier folders. */
-function clipDir(c: BenchCondition): string {
-  // A sign before a digit is spelt out, so that pitch +50 and -50 do not share a folder; a room's
-  // clips are named after its model, so that a new model never reuses clips of the old.
-  const slug = c.name
-    .replace(/\+(?=\d)/g, 'plus')
-    .replace(/-(?=\d)/g, 'minus')
-    .replace(/[^a-z0-9]+/gi, '_');
-  return path.join(CACHE_DIR, 'bench-queries', c.room ? `${slug}_m${ROOM_MODEL}` : slug);
-}
-
 /** A deterministic half of `tracks`, drawn with `r`. */
 function half(tracks: CorpusTrack[], r: () => number): Set<string> {
   const keyed = tracks.map((t) => ({ f: t.file, k: r() })).sort((a, b) => a.k - b.k);
@@ -169,7 +156,7 @@ async function main() {
 
   const queries: Query[] = [];
   for (const c of selected) {
-    const dir = clipDir(c);
+    const dir = clipDir('bench-queries', c);
     excerpts.forEach((e, i) => {
       if (!FULL_SIZE.has(c.name) && !sweepExcerpts.has(i)) return;
       const tuneTrack = tuneTracks.has(e.src.file);
@@ -233,7 +220,9 @@ async function main() {
     const pb = new ProgressBar('identify');
     const scored: Scored[] = new Array(queries.length);
     let done = 0;
-    await pool(queries, 2, async (q, i) => {
+    // One at a time: process CPU around an identify counts every thread, so two at once would
+    // each be charged the other's work.
+    await pool(queries, 1, async (q, i) => {
       scored[i] = await identify(q, await decodeFile(q.file));
       pb.update(++done, queries.length, '');
     });

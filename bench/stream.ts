@@ -1,11 +1,14 @@
 // Live-listening benchmark
 // (npm run bench:stream [-- --levels 50,100,150,200] [-- --phases answers,capacity] [-- --catalog server]
 // [-- --data-dir DIR: keep the ingested catalog there for the next run] [-- --mode both]
-// [-- --catalog-tracks N: only the first N tracks of the catalog]).
+// [-- --catalog-tracks N: only the first N tracks of the catalog]
+// [-- --conditions REGEX: the answers phase streams the accuracy bench's conditions whose names match,
+// e.g. '^(speed|tempo) (0.97|1.03)$|^room RT60 1.0 s$'; by default its seven earlier ones]).
 // The catalog is the full shared corpus minus the 30 tracks the accuracy bench keeps out. Listeners
 // stream 12 s excerpts as WebM/Opus at real-time pace, in 250 ms slices as MediaRecorder sends them.
-//  1. Answers: every degradation of the accuracy bench, 30 excerpts each, plus 40 excerpts of
-//     kept-out tracks; 30 listeners at a time. Seconds of audio until the first correct answer
+//  1. Answers: the seven earlier degradations of the accuracy bench (or those --conditions picks
+//     from its whole sweep), 30 excerpts each, plus 40 excerpts of kept-out tracks; 30 listeners
+//     at a time. Seconds of audio until the first correct answer
 //     (provisional or final) and until the final one; wrong finals.
 //  2. Capacity: N listeners at once for N in --levels: result lag (from sending the chunk whose
 //     audio completed the decision to receiving the result), the server's event-loop delay, and
@@ -19,7 +22,20 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { CACHE_DIR, CONDITIONS, fetchCorpus, keepOut, KEPT_OUT, makeClip, pool, rng, SPLIT_SEED, type CorpusTrack } from '../tools/corpus.js';
+import {
+  ACCURACY_CONDITIONS,
+  type BenchCondition,
+  clipDir,
+  CONDITIONS,
+  fetchCorpus,
+  keepOut,
+  KEPT_OUT,
+  makeClip,
+  pool,
+  rng,
+  SPLIT_SEED,
+  type CorpusTrack,
+} from '../tools/corpus.js';
 import { listen, results, type ListenResult } from '../tools/listen-client.js';
 import { serveCorpus, serverUsage } from './served.js';
 import { audioAfterChunks, lags } from './soak.js';
@@ -35,6 +51,7 @@ const { values } = parseArgs({
     phases: { type: 'string', default: 'answers,capacity' },
     mode: { type: 'string', default: 'exact' },
     'catalog-tracks': { type: 'string' },
+    conditions: { type: 'string' },
   },
 });
 if (values.mode !== 'exact' && values.mode !== 'both') throw new Error('--mode is exact or both');
@@ -42,11 +59,17 @@ const mode = values.mode;
 // The served catalog embeds its tracks only when a vibe model is configured.
 if (mode === 'both') process.env.AUDIO_IDENT_VIBE_MODEL ??= 'musicnn';
 const phases = new Set(values.phases!.split(','));
+const streamed: BenchCondition[] = values.conditions
+  ? ACCURACY_CONDITIONS.filter((c) => new RegExp(values.conditions!).test(c.name))
+  : CONDITIONS.map((c) => ({ ...c, group: 'tune' }));
+if (streamed.length === 0) throw new Error(`--conditions ${values.conditions} matches no condition (bench:accuracy --list names them)`);
 const CLIP_S = 12;
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 interface Query {
+  /** The condition's name, with " (not in catalog)" for kept-out material. */
   cond: string;
+  condition: BenchCondition;
   /** The catalog track the excerpt comes from; null for kept-out material. */
   truth: CorpusTrack | null;
   src: CorpusTrack;
@@ -55,8 +78,8 @@ interface Query {
 }
 
 /** A degraded excerpt as the WebM/Opus a browser would send. */
-async function webmClip(t: CorpusTrack, start: number, cond: (typeof CONDITIONS)[number]): Promise<string> {
-  const dir = path.join(CACHE_DIR, 'bench-stream', cond.name.replace(/\W+/g, '_'));
+async function webmClip(t: CorpusTrack, start: number, cond: BenchCondition): Promise<string> {
+  const dir = clipDir('bench-stream', cond);
   const clip = await makeClip(t.file, path.join(dir, `${t.name}-${start.toFixed(2)}.${cond.ext}`), start, CLIP_S, cond);
   if (cond.ext === 'webm') return clip;
   const out = clip.replace(/\.\w+$/, '.live.webm');
@@ -91,16 +114,15 @@ async function main() {
       return { t, start: r() * (t.duration - CLIP_S - 1) };
     };
     const excerpts = Array.from({ length: n }, () => pickFrom(catalog));
-    for (const cond of CONDITIONS) for (const e of excerpts) queries.push({ cond: cond.name, truth: e.t, src: e.t, start: e.start, file: '' });
+    for (const cond of streamed) for (const e of excerpts) queries.push({ cond: cond.name, condition: cond, truth: e.t, src: e.t, start: e.start, file: '' });
     for (const cond of [CONDITIONS[0]!, CONDITIONS[1]!])
       for (let i = 0; i < 20; i++) {
         const e = pickFrom(keptOut);
-        queries.push({ cond: `${cond.name} (not in catalog)`, truth: null, src: e.t, start: e.start, file: '' });
+        queries.push({ cond: `${cond.name} (not in catalog)`, condition: { ...cond, group: 'tune' }, truth: null, src: e.t, start: e.start, file: '' });
       }
     let made = 0;
     await pool(queries, os.availableParallelism(), async (q) => {
-      const cond = CONDITIONS.find((c) => q.cond.startsWith(c.name))!;
-      q.file = await webmClip(q.src, q.start, cond);
+      q.file = await webmClip(q.src, q.start, q.condition);
       if (++made % 50 === 0) console.error(`clips ${made}/${queries.length}`);
     });
 

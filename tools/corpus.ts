@@ -57,6 +57,19 @@ export interface Room {
   seed: number;
 }
 export const ROOM_STEP = 'ir:room';
+/** Bump when the room model (rooms.ts) changes: it names the cached rooms, and the clips made with them. */
+export const ROOM_MODEL = 1;
+
+/** Cache folder of a condition's clips under `folder`: the earlier conditions keep their earlier folders. */
+export function clipDir(folder: string, c: Condition): string {
+  // A sign before a digit is spelt out, so that pitch +50 and -50 do not share a folder; a room's
+  // clips are named after its model, so that a new model never reuses clips of the old.
+  const slug = c.name
+    .replace(/\+(?=\d)/g, 'plus')
+    .replace(/-(?=\d)/g, 'minus')
+    .replace(/[^a-z0-9]+/gi, '_');
+  return path.join(CACHE_DIR, folder, c.room ? `${slug}_m${ROOM_MODEL}` : slug);
+}
 
 /**
  * Which side of the accuracy bench's tuning split a condition is on: thresholds are set on

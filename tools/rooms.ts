@@ -34,10 +34,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CACHE_DIR, rng } from './corpus.js';
+import { CACHE_DIR, ROOM_MODEL, rng } from './corpus.js';
 
-/** Bump when the model changes: it names the cached files, and the clips made with them. */
-export const ROOM_MODEL = 1;
 export const ROOM_SAMPLE_RATE = 44100;
 export const ROOM_DIR = path.join(CACHE_DIR, 'rooms');
 
