@@ -8,8 +8,8 @@
 // stream 12 s excerpts as WebM/Opus at real-time pace, in 250 ms slices as MediaRecorder sends them.
 //  1. Answers: the seven earlier degradations of the accuracy bench (or those --conditions picks
 //     from its whole sweep), 30 excerpts each, plus 40 excerpts of kept-out tracks; 30 listeners
-//     at a time. Seconds of audio until the first correct answer
-//     (provisional or final) and until the final one; wrong finals.
+//     at a time. Seconds of audio until the first correct answer (provisional or final) and until
+//     the final one; wrong finals.
 //  2. Capacity: N listeners at once for N in --levels: result lag (from sending the chunk whose
 //     audio completed the decision to receiving the result), the server's event-loop delay, and
 //     its CPU and memory per session (child processes included; live sessions start none).
@@ -59,16 +59,15 @@ const mode = values.mode;
 // The served catalog embeds its tracks only when a vibe model is configured.
 if (mode === 'both') process.env.AUDIO_IDENT_VIBE_MODEL ??= 'musicnn';
 const phases = new Set(values.phases!.split(','));
-const streamed: BenchCondition[] = values.conditions
-  ? ACCURACY_CONDITIONS.filter((c) => new RegExp(values.conditions!).test(c.name))
-  : CONDITIONS.map((c) => ({ ...c, group: 'tune' }));
+// The accuracy bench's conditions begin with the seven earlier ones.
+const earlier = ACCURACY_CONDITIONS.slice(0, CONDITIONS.length);
+const streamed = values.conditions ? ACCURACY_CONDITIONS.filter((c) => new RegExp(values.conditions!, 'i').test(c.name)) : earlier;
+if (streamed.length === 0) throw new Error(`--conditions ${values.conditions} matches no condition (bench:accuracy --list names them)`);
 if (streamed.length === 0) throw new Error(`--conditions ${values.conditions} matches no condition (bench:accuracy --list names them)`);
 const CLIP_S = 12;
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 interface Query {
-  /** The condition's name, with " (not in catalog)" for kept-out material. */
-  cond: string;
   condition: BenchCondition;
   /** The catalog track the excerpt comes from; null for kept-out material. */
   truth: CorpusTrack | null;
@@ -114,11 +113,11 @@ async function main() {
       return { t, start: r() * (t.duration - CLIP_S - 1) };
     };
     const excerpts = Array.from({ length: n }, () => pickFrom(catalog));
-    for (const cond of streamed) for (const e of excerpts) queries.push({ cond: cond.name, condition: cond, truth: e.t, src: e.t, start: e.start, file: '' });
-    for (const cond of [CONDITIONS[0]!, CONDITIONS[1]!])
+    for (const cond of streamed) for (const e of excerpts) queries.push({ condition: cond, truth: e.t, src: e.t, start: e.start, file: '' });
+    for (const cond of earlier.slice(0, 2))
       for (let i = 0; i < 20; i++) {
         const e = pickFrom(keptOut);
-        queries.push({ cond: `${cond.name} (not in catalog)`, condition: { ...cond, group: 'tune' }, truth: null, src: e.t, start: e.start, file: '' });
+        queries.push({ condition: cond, truth: null, src: e.t, start: e.start, file: '' });
       }
     let made = 0;
     await pool(queries, os.availableParallelism(), async (q) => {
@@ -140,8 +139,9 @@ async function main() {
       '| condition | answered right (final) | first right answer: median / p90 s of audio | right final: median / p90 s | wrong finals |',
       '|---|---|---|---|---|',
     ];
-    for (const cond of phases.has('answers') ? [...new Set(queries.map((q) => q.cond))] : []) {
-      const qs = queries.filter((q) => q.cond === cond);
+    const label = (q: Query) => (q.truth ? q.condition.name : `${q.condition.name} (not in catalog)`);
+    for (const cond of phases.has('answers') ? [...new Set(queries.map(label))] : []) {
+      const qs = queries.filter((q) => label(q) === cond);
       const first: number[] = [];
       const final: number[] = [];
       let wrong = 0;
