@@ -27,7 +27,9 @@ fi
 
 addon=native/build/Release/audio_ident_fp.node
 if [ ! -f "$addon" ] || [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
-  npm install --no-audit --no-fund
+  # The committed lockfile, as it is (npm ci never rewrites it); package.json's allowScripts
+  # names which install scripts run (onnxruntime-node's CUDA download does not).
+  npm ci --no-audit --no-fund
 elif [ -n "$(find native/src native/binding.gyp -newer "$addon" -print -quit)" ]; then
   npm run install --silent  # the addon's sources changed since it was built
 fi

@@ -4,6 +4,7 @@
 import type { AddressInfo } from 'node:net';
 import { serve as listen, type ServerType } from '@hono/node-server';
 import type { Config } from './base/config.js';
+import { AppError } from './base/errors.js';
 import { log } from './base/log.js';
 import type { Server } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -24,10 +25,14 @@ export interface RunningServer {
 }
 
 export async function startServer(config: Config, limits: Partial<ListenLimits> = {}): Promise<RunningServer> {
-  let host = config.host;
-  if (!config.apiKey && !LOOPBACK.has(host)) {
-    log.warn('AUDIO_IDENT_API_KEY is not set: listening on 127.0.0.1 only, not on the HOST asked for', { host });
-    host = '127.0.0.1';
+  const host = config.host;
+  // Refused, not quietly rebound to loopback: a container bound that way is unreachable and nobody knows why.
+  if (!config.apiKey && !LOOPBACK.has(host) && !config.allowOpen) {
+    throw new AppError(
+      'INVALID_ARGUMENT',
+      `HOST=${host} is reachable from other machines but AUDIO_IDENT_API_KEY is not set, so anyone could ingest and delete tracks: ` +
+        'set AUDIO_IDENT_API_KEY (16 characters or more), or AUDIO_IDENT_ALLOW_OPEN=1 to serve it open anyway',
+    );
   }
   const engine = await Engine.open(config, { vibe: true, matchThreads: config.matchThreads, scanIndex: true });
   const metrics = new Metrics();
@@ -55,7 +60,7 @@ export async function startServer(config: Config, limits: Partial<ListenLimits> 
     url,
     catalog: engine.databaseKind(),
     dataDir: config.dataDir,
-    ingestAuth: config.apiKey ? 'api key' : 'none (localhost only)',
+    ingestAuth: config.apiKey ? 'api key' : LOOPBACK.has(host) ? 'none (localhost only)' : 'none (AUDIO_IDENT_ALLOW_OPEN=1)',
     vibe: vibe.on ? `${vibe.model} (${vibe.store})` : `off: ${vibe.reason}`,
   });
   let closing: Promise<void> | undefined;

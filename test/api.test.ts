@@ -79,8 +79,20 @@ const footprint = async () => ({
   uploads: readdirSync(path.join(config.dataDir, 'uploads')).length,
 });
 
+test('a HOST other machines reach is refused without an API key, unless AUDIO_IDENT_ALLOW_OPEN says so', async () => {
+  await assert.rejects(startServer({ ...config, apiKey: undefined, host: '0.0.0.0' }), { code: 'INVALID_ARGUMENT', message: /AUDIO_IDENT_ALLOW_OPEN=1/ });
+  const open = await startServer(await tempDataDir('embedded', { host: '0.0.0.0', allowOpen: true, port: 0 }));
+  try {
+    assert.equal((await fetch(`http://127.0.0.1:${new URL(open.url).port}/livez`)).status, 200);
+  } finally {
+    await open.close();
+  }
+});
+
 test('tracks: ingest needs the key; created, then the same file and another copy of the recording are duplicates', async () => {
-  await expectError(await upload([catalog[0]!.file], {}), 401, 'UNAUTHORIZED');
+  const denied = await upload([catalog[0]!.file], {});
+  assert.equal(denied.headers.get('www-authenticate'), 'Bearer realm="audio-ident"');
+  await expectError(denied, 401, 'UNAUTHORIZED');
   const res = await upload(catalog.slice(0, 4).map((t) => t.file));
   assert.equal(res.status, 201);
   const body = (await res.json()) as { tracks: { status: string; file_name: string; track: z.infer<typeof TrackInfo> }[] };
@@ -124,6 +136,8 @@ test('tracks: list with text filter and pages, get one, unknown ids', async () =
   const one = await fetch(url(`/api/v1/tracks/${all.tracks[0]!.id}`));
   assert.equal(TrackInfo.parse(await one.json()).id, all.tracks[0]!.id);
   await expectError(await fetch(url('/api/v1/tracks/00000000-0000-4000-8000-000000000000')), 404, 'TRACK_NOT_FOUND');
+  await expectError(await fetch(url('/api/v1/tracks/not-a-uuid')), 400, 'INVALID_ARGUMENT', /^id: /);
+  await expectError(await fetch(url('/api/v1/tracks/not-a-uuid'), { method: 'DELETE', headers: auth }), 400, 'INVALID_ARGUMENT', /^id: /);
   await expectError(await fetch(url('/api/v1/tracks?limit=0')), 400, 'INVALID_ARGUMENT', /limit/);
 });
 

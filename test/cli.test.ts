@@ -41,7 +41,8 @@ test('ingest, identify --json, tracks list and rm through the command line', asy
   const clean = CONDITIONS[0]!;
   const pos = await makeClip(catalog[1]!.file, path.join(CACHE_DIR, 'test-clips', `cli-pos.wav`), 12, 6, clean);
   const neg = await makeClip(outside[0]!.file, path.join(CACHE_DIR, 'test-clips', `cli-neg.wav`), 12, 6, clean);
-  const out = (await cli('identify', '--data-dir', dataDir, '--json', pos, neg)) as { stdout: string };
+  const out = (await cli('identify', '--data-dir', dataDir, '--json', pos, neg)) as { code: number; stdout: string };
+  assert.equal(out.code, 1, 'a clip without a match fails the command, for scripts');
   const [a, b] = out.stdout
     .trim()
     .split('\n')
@@ -71,9 +72,35 @@ test('ingest, identify --json, tracks list and rm through the command line', asy
   assert.deepEqual(IdentifyLine.parse(JSON.parse(after.stdout)).matches, []);
 
   const missing = (await cli('tracks', 'rm', '--data-dir', dataDir, victim.id)) as { code: number; stderr: string };
-  assert.equal(missing.code, 2);
+  assert.equal(missing.code, 1, 'a runtime failure, not a usage error');
   assert.match(missing.stderr, /TRACK_NOT_FOUND/);
   const bad = (await cli('identify', '--data-dir', dataDir, path.join(folder, 'nope.ogg'))) as { code: number; stderr: string };
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /FILE_NOT_FOUND.*nope\.ogg/);
+});
+
+test('usage and configuration mistakes: one line and the usage, exit 2, before any model or catalog loads', async () => {
+  const { dataDir } = await tempDataDir('embedded');
+  const version = (await cli('--version')) as { stdout: string };
+  assert.match(version.stdout, /^audio-ident \d+\.\d+\.\d+\n$/);
+  const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
+    [['identify', '--bogus', 'x.wav'], {}, /Unknown option '--bogus'/],
+    [['tracks', 'list', '--data-dir'], {}, /--data-dir/],
+    [['serve'], { PORT: 'abc' }, /invalid environment: PORT/],
+    [['ingest', '--data-dir', dataDir], {}, /ingest needs PATH/],
+    [['tracks', 'remove', 'x'], {}, /tracks needs 'list' or 'rm ID'/],
+    [['frobnicate'], {}, /unknown command 'frobnicate'/],
+  ];
+  for (const [args, extra, message] of cases) {
+    const r = (await run(process.execPath, [CLI, ...args], { env: { ...env, ...extra } }).catch((e) => e)) as { code: number; stdout: string; stderr: string };
+    assert.equal(r.code, 2, args.join(' '));
+    assert.match(r.stderr, message, args.join(' '));
+    assert.match(r.stderr, /usage: audio-ident/, args.join(' '));
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    assert.equal(r.stdout, '');
+  }
+  const help = (await cli('serve', '--help')) as { stdout: string };
+  assert.match(help.stdout, /^usage: audio-ident serve/);
+  assert.match(help.stdout, /environment: .*HOST, PORT, AUDIO_IDENT_API_KEY, AUDIO_IDENT_ALLOW_OPEN/);
+  assert.doesNotMatch(help.stdout, /rebuild-index/, "the command's own usage, not the global one");
 });

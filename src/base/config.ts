@@ -14,6 +14,7 @@ const EnvSchema = z.object({
   AUDIO_IDENT_MAX_SESSIONS: z.coerce.number().int().min(1).max(100000).default(200),
   AUDIO_IDENT_MAX_SESSIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(100000).default(20),
   AUDIO_IDENT_TRUST_PROXY: z.enum(['0', '1']).default('0'),
+  AUDIO_IDENT_ALLOW_OPEN: z.enum(['0', '1']).default('0'),
   AUDIO_IDENT_MATCH_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   AUDIO_IDENT_MAX_TRACK_UPLOAD_MB: z.coerce.number().int().min(1).max(4096).default(200),
   DATABASE_URL: z
@@ -55,9 +56,11 @@ export interface Config {
   ffmpegPath: string;
   /** PostgreSQL server of the catalog; undefined: the embedded one under the data dir. */
   databaseUrl: string | undefined;
-  /** Key that ingestion endpoints require; undefined: the server only listens on localhost. */
+  /** Key that ingestion endpoints require; undefined: only a loopback HOST, unless allowOpen. */
   apiKey: string | undefined;
   host: string;
+  /** Serve a non-loopback HOST without an API key (anyone who reaches it may ingest and delete). */
+  allowOpen: boolean;
   port: number;
   /** Largest track upload (search clips have their own fixed limit). */
   maxTrackUploadBytes: number;
@@ -100,6 +103,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     databaseUrl: 'databaseUrl' in overrides ? overrides.databaseUrl : e.DATABASE_URL,
     apiKey: 'apiKey' in overrides ? overrides.apiKey : e.AUDIO_IDENT_API_KEY,
     host: overrides.host ?? e.HOST,
+    allowOpen: overrides.allowOpen ?? e.AUDIO_IDENT_ALLOW_OPEN === '1',
     port: overrides.port ?? e.PORT,
     maxTrackUploadBytes: overrides.maxTrackUploadBytes ?? e.AUDIO_IDENT_MAX_TRACK_UPLOAD_MB * 2 ** 20,
     maxSessions: overrides.maxSessions ?? e.AUDIO_IDENT_MAX_SESSIONS,

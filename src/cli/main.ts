@@ -3,8 +3,9 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { z } from 'zod';
-import { loadConfig } from '../base/config.js';
-import { AppError, isAppError } from '../base/errors.js';
+import { createRequire } from 'node:module';
+import { type Config, loadConfig } from '../base/config.js';
+import { isAppError } from '../base/errors.js';
 import { setLogLevel } from '../base/log.js';
 import { decodeFile } from '../audio/decode.js';
 import { MAX_QUERY_SECONDS } from '../exact/clip-match.js';
@@ -15,50 +16,144 @@ import { exactMatch, trackInfo } from '../api/schemas.js';
 import { serve } from '../serve.js';
 import { ProgressBar } from './progress.js';
 
-const USAGE = `usage:
-  audio-ident serve    [--data-dir DIR]                  run the HTTP server (HOST, PORT from the environment)
-  audio-ident ingest   [--data-dir DIR] PATH...          add audio files and folders (recursive)
-  audio-ident identify [--data-dir DIR] [--json] FILE... name the catalog track each clip comes from
-  audio-ident tracks list [--data-dir DIR] [--json]
-  audio-ident tracks rm   [--data-dir DIR] ID
-  audio-ident rebuild-index [--data-dir DIR] [--vibe]    re-fingerprint (--vibe: re-embed) every track from its stored original
+const VERSION = (createRequire(import.meta.url)('../../../package.json') as { version: string }).version;
 
---data-dir defaults to $AUDIO_IDENT_DATA_DIR, else ./data`;
+const COMMON_ENV = ['AUDIO_IDENT_DATA_DIR', 'DATABASE_URL', 'FFMPEG_PATH', 'AUDIO_IDENT_LOG_LEVEL'];
+const VIBE_ENV = ['AUDIO_IDENT_VIBE_MODEL', 'AUDIO_IDENT_MUSICNN_H5', 'AUDIO_IDENT_CLAP_ONNX', 'AUDIO_IDENT_CLAP_SHA256', 'AUDIO_IDENT_VIBE_THREADS'];
+const QDRANT_ENV = ['QDRANT_URL', 'QDRANT_API_KEY', 'QDRANT_COLLECTION'];
+/** Each command's usage line, what it does, the least positionals it needs and the environment it reads. */
+const COMMANDS = {
+  serve: {
+    usage: 'serve [--data-dir DIR]',
+    does: 'run the HTTP server: REST API, live listening and the web client',
+    needs: 0,
+    env: [
+      'HOST',
+      'PORT',
+      'AUDIO_IDENT_API_KEY',
+      'AUDIO_IDENT_ALLOW_OPEN',
+      'AUDIO_IDENT_MAX_SESSIONS',
+      'AUDIO_IDENT_MAX_SESSIONS_PER_ADDRESS',
+      'AUDIO_IDENT_TRUST_PROXY',
+      'AUDIO_IDENT_MATCH_THREADS',
+      'AUDIO_IDENT_MAX_TRACK_UPLOAD_MB',
+      'AUDIO_IDENT_CONCURRENCY',
+      ...VIBE_ENV,
+      ...QDRANT_ENV,
+    ],
+  },
+  ingest: {
+    usage: 'ingest [--data-dir DIR] PATH...',
+    does: 'add audio files and folders (recursive) to the catalog',
+    needs: 1,
+    env: ['AUDIO_IDENT_CONCURRENCY', 'AUDIO_IDENT_INGEST_BATCH_POSTINGS', ...VIBE_ENV, ...QDRANT_ENV],
+  },
+  identify: {
+    usage: 'identify [--data-dir DIR] [--json] FILE...',
+    does: 'name the catalog track each clip comes from (its first 30 s); exit 1 when one has no match or fails',
+    needs: 1,
+    env: [],
+  },
+  tracks: {
+    usage: 'tracks list [--data-dir DIR] [--json] | tracks rm [--data-dir DIR] ID',
+    does: 'list the catalog, or delete a track',
+    needs: 1,
+    env: QDRANT_ENV,
+  },
+  'rebuild-index': {
+    usage: 'rebuild-index [--data-dir DIR] [--vibe]',
+    does: 're-fingerprint (--vibe: re-embed) every track from its stored original',
+    needs: 0,
+    env: ['AUDIO_IDENT_CONCURRENCY', ...VIBE_ENV, ...QDRANT_ENV],
+  },
+} as const;
+type Command = keyof typeof COMMANDS;
+
+const USAGE = `usage: audio-ident COMMAND [options]   (audio-ident COMMAND --help for its environment)
+${Object.values(COMMANDS)
+  .map((c) => `  audio-ident ${c.usage}\n      ${c.does}`)
+  .join('\n')}
+  audio-ident --version
+
+--data-dir defaults to $AUDIO_IDENT_DATA_DIR, else ./data.
+Exit codes: 0 done, 1 failed (or, for identify, no match), 2 bad usage or configuration.`;
+
+const commandUsage = (c: Command) =>
+  `usage: audio-ident ${COMMANDS[c].usage}\n  ${COMMANDS[c].does}\nenvironment: ${[...COMMON_ENV, ...COMMANDS[c].env].join(', ')}`;
+
+/** A mistake in how the CLI was called (exit 2), as opposed to a failure while it ran (exit 1). */
+class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly usage: string,
+  ) {
+    super(message);
+  }
+}
 
 const Args = z.object({
-  command: z.enum(['serve', 'ingest', 'identify', 'tracks', 'rebuild-index', 'help']),
+  command: z.enum([...(Object.keys(COMMANDS) as Command[]), 'help', 'version']),
   positionals: z.array(z.string()),
-  dataDir: z.string().min(1).optional(),
+  dataDir: z.string().min(1, '--data-dir needs a folder').optional(),
   json: z.boolean(),
   vibe: z.boolean(),
+  help: z.boolean(),
 });
+type Args = z.infer<typeof Args>;
 
-function parse(argv: string[]): z.infer<typeof Args> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      'data-dir': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      vibe: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  const [command = 'help', ...rest] = values.help ? ['help'] : positionals;
-  const r = Args.safeParse({ command, positionals: rest, dataDir: values['data-dir'], json: values.json, vibe: values.vibe });
-  if (!r.success) throw new AppError('INVALID_ARGUMENT', `unknown command '${command}'\n${USAGE}`);
-  return r.data;
+function parse(argv: string[]): Args {
+  let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; args: string[] }>>;
+  try {
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+  } catch (e) {
+    // node:util's parse errors name the option; its hint about '--' is for another kind of CLI.
+    throw new UsageError((e as Error).message.split('. To specify')[0]!, USAGE);
+  }
+  const { values, positionals } = parsed;
+  const [command = 'help', ...rest] = values.version ? ['version'] : positionals;
+  const r = Args.safeParse({ command, positionals: rest, dataDir: values['data-dir'], json: values.json, vibe: values.vibe, help: values.help });
+  if (!r.success) {
+    const unknown = r.error.issues.some((i) => i.path[0] === 'command');
+    throw new UsageError(unknown ? `unknown command '${command}'` : (r.error.issues[0]?.message ?? 'bad arguments'), USAGE);
+  }
+  const args = r.data;
+  if (args.command === 'help' || args.command === 'version' || args.help) return args;
+  const [sub, id] = args.positionals;
+  if (args.command === 'tracks' ? !(sub === 'list' || (sub === 'rm' && id)) : args.positionals.length < COMMANDS[args.command].needs) {
+    throw new UsageError(
+      `${args.command} needs ${args.command === 'tracks' ? "'list' or 'rm ID'" : COMMANDS[args.command].usage.split(' ').at(-1)}`,
+      commandUsage(args.command),
+    );
+  }
+  return args;
 }
+
+const OPTIONS = {
+  'data-dir': { type: 'string' },
+  json: { type: 'boolean', default: false },
+  vibe: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+  version: { type: 'boolean', short: 'V', default: false },
+} as const;
 
 const fmtTime = (s: number) => `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, '0')}`;
 
 async function main(argv: string[]): Promise<number> {
   const args = parse(argv);
-  if (args.command === 'help') {
-    process.stdout.write(`${USAGE}\n`);
+  if (args.command === 'version') {
+    process.stdout.write(`audio-ident ${VERSION}\n`);
     return 0;
   }
-  const config = loadConfig(process.env, args.dataDir ? { dataDir: args.dataDir } : {});
+  if (args.command === 'help' || args.help) {
+    process.stdout.write(`${args.command === 'help' ? USAGE : commandUsage(args.command)}\n`);
+    return 0;
+  }
+  let config: Config;
+  try {
+    config = loadConfig(process.env, args.dataDir ? { dataDir: args.dataDir } : {});
+  } catch (e) {
+    throw new UsageError((e as Error).message, commandUsage(args.command));
+  }
   setLogLevel(config.logLevel);
   if (args.command === 'serve') {
     return serve(config);
@@ -83,7 +178,6 @@ async function main(argv: string[]): Promise<number> {
   try {
     switch (args.command) {
       case 'ingest': {
-        if (args.positionals.length === 0) throw new AppError('INVALID_ARGUMENT', `ingest needs at least one PATH\n${USAGE}`);
         const files = await listAudioFiles(args.positionals);
         const bar = new ProgressBar('ingest');
         const summary = await engine.ingest(files, (p) =>
@@ -106,12 +200,12 @@ async function main(argv: string[]): Promise<number> {
         return summary.failed > 0 ? 1 : 0;
       }
       case 'identify': {
-        if (args.positionals.length === 0) throw new AppError('INVALID_ARGUMENT', `identify needs at least one FILE\n${USAGE}`);
         let status = 0;
         for (const file of args.positionals) {
           try {
             const pcm = await decodeFile(file, { ffmpegPath: config.ffmpegPath, maxSeconds: MAX_QUERY_SECONDS });
             const matches = await engine.identify(pcm);
+            if (matches.length === 0) status = 1;
             if (args.json) {
               process.stdout.write(`${JSON.stringify({ file, matches: matches.map(exactMatch) })}\n`);
             } else if (matches.length === 0) {
@@ -149,7 +243,7 @@ async function main(argv: string[]): Promise<number> {
           process.stdout.write(`removed ${t.id} (${path.basename(t.file_name)})\n`);
           return 0;
         }
-        throw new AppError('INVALID_ARGUMENT', `tracks needs 'list' or 'rm ID'\n${USAGE}`);
+        return 2; // parse() let nothing else through
       }
     }
   } finally {
@@ -163,8 +257,15 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (e: unknown) => {
+    if (e instanceof UsageError) {
+      process.stderr.write(`audio-ident: ${e.message}\n${e.usage}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    // One line; the stack only when asked for, since it helps us and not the user.
     if (isAppError(e)) process.stderr.write(`error: [${e.code}] ${e.message}\n`);
-    else process.stderr.write(`error: ${(e as Error).stack ?? String(e)}\n`);
-    process.exitCode = 2;
+    else
+      process.stderr.write(`error: ${process.env.AUDIO_IDENT_LOG_LEVEL === 'debug' ? ((e as Error).stack ?? String(e)) : String((e as Error).message ?? e)}\n`);
+    process.exitCode = 1;
   },
 );

@@ -61,6 +61,7 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
 
   app.onError((e, c) => {
     const err = publicError(e, { method: c.req.method, path: c.req.path });
+    if (err.code === 'UNAUTHORIZED') c.header('WWW-Authenticate', 'Bearer realm="audio-ident"');
     return c.json({ error: err }, httpStatus(err.code));
   });
   app.notFound((c) => c.json({ error: { code: 'NOT_FOUND', message: `no route for ${c.req.method} ${c.req.path}` } }, 404));
@@ -122,14 +123,20 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
     },
   );
 
-  const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, format: 'uuid' }) });
+  // Checked, so a malformed id is the client's mistake (400), not a missing track (404).
+  const IdParam = z.object({
+    id: z
+      .string()
+      .uuid('must be a track id (a UUID)')
+      .openapi({ param: { name: 'id', in: 'path' } }),
+  });
   app.openapi(
     createRoute({
       method: 'get',
       path: '/api/v1/tracks/{id}',
       summary: 'One catalog track',
       request: { params: IdParam },
-      responses: { 200: json(S.TrackInfo, 'The track'), 404: json(S.ErrorBody, 'No such track') },
+      responses: { 200: json(S.TrackInfo, 'The track'), 400: json(S.ErrorBody, 'Malformed id (INVALID_ARGUMENT)'), 404: json(S.ErrorBody, 'No such track') },
     }),
     async (c) => {
       const t = await engine.getTrack(c.req.valid('param').id);
@@ -145,7 +152,12 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
       summary: 'Delete a track: its postings, stored original and row',
       middleware: [requireKey] as const,
       request: { params: IdParam },
-      responses: { 204: { description: 'Deleted' }, 404: json(S.ErrorBody, 'No such track'), ...authErrors },
+      responses: {
+        204: { description: 'Deleted' },
+        400: json(S.ErrorBody, 'Malformed id (INVALID_ARGUMENT)'),
+        404: json(S.ErrorBody, 'No such track'),
+        ...authErrors,
+      },
     }),
     async (c) => {
       await engine.removeTrack(c.req.valid('param').id);

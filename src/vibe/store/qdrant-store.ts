@@ -55,7 +55,7 @@ export class QdrantStore implements VectorStore {
   ) {}
 
   static open(opts: { url: string; apiKey: string | undefined; collection: string }): QdrantStore {
-    const client = new QdrantClient({ url: opts.url, apiKey: opts.apiKey, checkCompatibility: false, timeout: 10_000 });
+    const client = new QdrantClient({ url: opts.url, apiKey: opts.apiKey, timeout: 10_000 });
     return new QdrantStore(client, opts.collection, `Qdrant collection ${opts.collection} at ${opts.url}`);
   }
 
