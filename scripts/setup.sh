@@ -29,7 +29,15 @@ addon=native/build/Release/audio_ident_fp.node
 if [ ! -f "$addon" ] || [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   # The committed lockfile, as it is (npm ci never rewrites it); package.json's allowScripts
   # names which install scripts run (onnxruntime-node's CUDA download does not).
-  npm ci --no-audit --no-fund
+  log=$(mktemp)
+  npm ci --no-audit --no-fund 2>&1 | tee "$log"
+  # A new dependency with an install script must have its fate named there, not run by default.
+  if grep -q "not yet covered by allowScripts" "$log"; then
+    echo "setup: name the install scripts listed above in package.json's allowScripts" >&2
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
 elif [ -n "$(find native/src native/binding.gyp -newer "$addon" -print -quit)" ]; then
   npm run install --silent  # the addon's sources changed since it was built
 fi

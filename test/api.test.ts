@@ -141,6 +141,26 @@ test('tracks: list with text filter and pages, get one, unknown ids', async () =
   await expectError(await fetch(url('/api/v1/tracks?limit=0')), 400, 'INVALID_ARGUMENT', /limit/);
 });
 
+test('PATCH a track: title, artist and album corrected with the key; bad bodies are 400, unknown ids 404', async () => {
+  const { tracks } = (await (await fetch(url('/api/v1/tracks'))).json()) as { tracks: z.infer<typeof TrackInfo>[] };
+  const t = tracks[0]!;
+  const patch = (id: string, body: string, headers: Record<string, string> = auth) =>
+    fetch(url(`/api/v1/tracks/${id}`), { method: 'PATCH', body, headers: { 'content-type': 'application/json', ...headers } });
+  await expectError(await patch(t.id, '{"title":"X"}', {}), 401, 'UNAUTHORIZED');
+  const res = await patch(t.id, JSON.stringify({ title: '  Électro ♪  ', album: 'Sound\u0000track' }));
+  assert.equal(res.status, 200);
+  const changed = TrackInfo.parse(await res.json());
+  assert.deepEqual([changed.title, changed.artist, changed.album], ['Électro ♪', t.artist, 'Soundtrack']);
+  assert.equal(TrackInfo.parse(await (await fetch(url(`/api/v1/tracks/${t.id}`))).json()).title, 'Électro ♪');
+  const cleared = TrackInfo.parse(await (await patch(t.id, '{"album":null}')).json());
+  assert.equal(cleared.album, null);
+  for (const body of ['{}', '{"title":""}', '{"title":"   "}', '{"genre":"x"}', '{"title":5}', '{"title":', 'null', `{"title":"${'a'.repeat(501)}"}`]) {
+    await expectError(await patch(t.id, body), 400, 'INVALID_ARGUMENT', undefined);
+  }
+  await expectError(await patch('00000000-0000-4000-8000-000000000000', '{"title":"X"}'), 404, 'TRACK_NOT_FOUND');
+  await expectError(await patch('nope', '{"title":"X"}'), 400, 'INVALID_ARGUMENT', /^id: /);
+});
+
 test('search: the right track and offset, lanes reported; clips over 30 s are cut', async () => {
   const t = catalog[1]!;
   const res = await search(await clip(t, 21, 5, 'Opus 32k WebM'), { mode: 'both', max_results: '3' });
@@ -231,6 +251,7 @@ test('delete: postings, file and row go; health, metrics and the OpenAPI documen
     '/api/v1/tracks/{id}',
     '/health',
     '/livez',
+    '/metrics',
     '/readyz',
   ]);
   await expectError(await fetch(url('/nope')), 404, 'NOT_FOUND');

@@ -67,6 +67,11 @@ test('ingest, identify --json, tracks list and rm through the command line', asy
   const tracks = JSON.parse(list.stdout).tracks as { id: string; file_name: string }[];
   assert.equal(tracks.length, 3);
   const victim = tracks.find((t) => t.file_name === catalog[1]!.name)!;
+  const set = (await cli('tracks', 'set', '--data-dir', dataDir, victim.id, '--title', 'Electro', '--artist', 'Pushover', '--json')) as { stdout: string };
+  const changed = TrackInfo.parse(JSON.parse(set.stdout));
+  assert.deepEqual([changed.id, changed.title, changed.artist], [victim.id, 'Electro', 'Pushover']);
+  const cleared = (await cli('tracks', 'set', '--data-dir', dataDir, victim.id, '--artist', '', '--json')) as { stdout: string };
+  assert.equal(TrackInfo.parse(JSON.parse(cleared.stdout)).artist, null);
   await cli('tracks', 'rm', '--data-dir', dataDir, victim.id);
   const after = (await cli('identify', '--data-dir', dataDir, '--json', pos)) as { stdout: string };
   assert.deepEqual(IdentifyLine.parse(JSON.parse(after.stdout)).matches, []);
@@ -88,8 +93,9 @@ test('usage and configuration mistakes: one line and the usage, exit 2, before a
     [['tracks', 'list', '--data-dir'], {}, /--data-dir/],
     [['serve'], { PORT: 'abc' }, /invalid environment: PORT/],
     [['ingest', '--data-dir', dataDir], {}, /ingest needs PATH/],
-    [['tracks', 'remove', 'x'], {}, /tracks needs 'list' or 'rm ID'/],
+    [['tracks', 'remove', 'x'], {}, /tracks needs 'list', 'rm ID' or 'set ID'/],
     [['frobnicate'], {}, /unknown command 'frobnicate'/],
+    [['tracks', 'set', 'x'], {}, /with --title, --artist or --album/],
   ];
   for (const [args, extra, message] of cases) {
     const r = (await run(process.execPath, [CLI, ...args], { env: { ...env, ...extra } }).catch((e) => e)) as { code: number; stdout: string; stderr: string };

@@ -243,6 +243,23 @@ test('the OpenAPI document still describes both multipart bodies', async () => {
   assert.deepEqual(Object.keys(form('/api/v1/tracks')), ['file']);
 });
 
+test('the OpenAPI document: every operation named and tagged, the keyed ones with security, 5xx documented, /metrics in it', async () => {
+  type Op = { operationId?: string; tags?: string[]; security?: unknown; responses: Record<string, unknown> };
+  const doc = (await (await fetch(url('/openapi.json'))).json()) as { paths: Record<string, Record<string, Op>>; components: { securitySchemes: unknown } };
+  assert.deepEqual(doc.components.securitySchemes, { bearer: { type: 'http', scheme: 'bearer' } });
+  const ops = Object.entries(doc.paths).flatMap(([p, methods]) => Object.entries(methods).map(([m, op]) => ({ at: `${m.toUpperCase()} ${p}`, op })));
+  const keyed = ops.filter(({ op }) => op.security).map(({ at }) => at);
+  assert.deepEqual(keyed.sort(), ['DELETE /api/v1/tracks/{id}', 'PATCH /api/v1/tracks/{id}', 'POST /api/v1/tracks']);
+  const ids = ops.map(({ op }) => op.operationId);
+  assert.equal(new Set(ids).size, ops.length, 'unique operationIds');
+  for (const { at, op } of ops) {
+    assert.ok(op.operationId && op.tags?.length, at);
+    if (at.includes('/api/v1/')) assert.ok(op.responses['500'] && op.responses['503'], `${at} documents its 5xx`);
+    if (op.security) assert.ok(op.responses['401'], `${at} documents 401`);
+  }
+  assert.ok(doc.paths['/metrics']?.get);
+});
+
 test('a decoder that stalls: 504 TIMEOUT, the ffmpeg child killed, the thread free for the next search', { timeout: 60_000 }, async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'audio-ident-stall-'));
   const ffmpeg = path.join(dir, 'ffmpeg');

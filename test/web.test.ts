@@ -134,6 +134,36 @@ test('the server serves the built pages with their types and caching, and the AP
   assert.match(await (await fetch(`${server.url}/metrics`)).text(), /http_requests_total/);
 });
 
+test('/docs: the API reference renders in the browser from this server alone, every operation listed', { timeout: 60_000 }, async () => {
+  const b = await browser({});
+  try {
+    const elsewhere: string[] = [];
+    const violations: string[] = [];
+    b.page.on('request', (r) => {
+      if (!r.url().startsWith(server.url) && !r.url().startsWith('data:')) elsewhere.push(r.url());
+    });
+    b.page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) violations.push(m.text());
+    });
+    const res = await b.page.goto(`${server.url}/docs`);
+    assert.match(res?.headers()['content-security-policy'] ?? '', /script-src 'self'/);
+    await b.page.locator('.swagger-ui .info .title').filter({ hasText: 'audio-ident' }).waitFor({ timeout: 20_000 });
+    const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as { paths: Record<string, object> };
+    const operations = Object.values(doc.paths).reduce((n, p) => n + Object.keys(p).length, 0);
+    await b.page
+      .locator('.opblock')
+      .nth(operations - 1)
+      .waitFor();
+    assert.equal(await b.page.locator('.opblock').count(), operations);
+    assert.ok(await b.page.locator('button.authorize').isVisible(), 'the bearer scheme offers Authorize');
+    await shot(b.page, 'docs');
+    assert.deepEqual(elsewhere, [], 'no CDN or other host');
+    assert.deepEqual(violations, []);
+  } finally {
+    await b.close();
+  }
+});
+
 test('without a build, the pages answer 503 saying how to build them', async () => {
   const app = new Hono();
   app.get('/api/ping', (c) => c.json({ ok: true }));

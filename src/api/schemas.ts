@@ -116,6 +116,18 @@ export const TrackListQuery = z.object({
   offset: z.coerce.number().int().min(0).default(0),
 });
 
+const metadataText = z
+  .string()
+  .trim()
+  .max(500)
+  .refine((s) => s.replace(/\p{Cc}/gu, '').trim() !== '', 'must have printable text');
+/** A correction of a track's metadata: at least one field; null clears artist or album. */
+export const TrackPatch = z
+  .object({ title: metadataText.optional(), artist: metadataText.nullable().optional(), album: metadataText.nullable().optional() })
+  .strict()
+  .refine((p) => p.title !== undefined || p.artist !== undefined || p.album !== undefined, 'give title, artist or album')
+  .openapi('TrackPatch');
+
 export const TrackList = z
   .object({ tracks: z.array(TrackInfo), total: z.number().int(), limit: z.number().int(), offset: z.number().int() })
   .openapi('TrackList');

@@ -15,6 +15,12 @@ const EnvSchema = z.object({
   AUDIO_IDENT_MAX_SESSIONS_PER_ADDRESS: z.coerce.number().int().min(1).max(100000).default(20),
   AUDIO_IDENT_TRUST_PROXY: z.enum(['0', '1']).default('0'),
   AUDIO_IDENT_ALLOW_OPEN: z.enum(['0', '1']).default('0'),
+  AUDIO_IDENT_CORS_ORIGINS: z
+    .string()
+    .regex(/^\s*(\*|https?:\/\/[^\s,]+(\s*,\s*https?:\/\/[^\s,]+)*)\s*$/, "'*' or a comma-separated list of http(s) origins")
+    .optional(),
+  AUDIO_IDENT_RATE_LIMIT_SEARCH: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  AUDIO_IDENT_RATE_LIMIT_INGEST: z.coerce.number().int().min(0).max(1_000_000).default(0),
   AUDIO_IDENT_MATCH_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   AUDIO_IDENT_MAX_TRACK_UPLOAD_MB: z.coerce.number().int().min(1).max(4096).default(200),
   DATABASE_URL: z
@@ -59,6 +65,11 @@ export interface Config {
   /** Key that ingestion endpoints require; undefined: only a loopback HOST, unless allowOpen. */
   apiKey: string | undefined;
   host: string;
+  /** Origins whose pages may call the API from a browser ('*': any); empty: none but our own. */
+  corsOrigins: string[];
+  /** Search and ingest requests a minute per client address; 0: no limit. */
+  rateLimitSearch: number;
+  rateLimitIngest: number;
   /** Serve a non-loopback HOST without an API key (anyone who reaches it may ingest and delete). */
   allowOpen: boolean;
   port: number;
@@ -104,6 +115,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     apiKey: 'apiKey' in overrides ? overrides.apiKey : e.AUDIO_IDENT_API_KEY,
     host: overrides.host ?? e.HOST,
     allowOpen: overrides.allowOpen ?? e.AUDIO_IDENT_ALLOW_OPEN === '1',
+    corsOrigins: overrides.corsOrigins ?? e.AUDIO_IDENT_CORS_ORIGINS?.split(',').map((o) => o.trim()) ?? [],
+    rateLimitSearch: overrides.rateLimitSearch ?? e.AUDIO_IDENT_RATE_LIMIT_SEARCH,
+    rateLimitIngest: overrides.rateLimitIngest ?? e.AUDIO_IDENT_RATE_LIMIT_INGEST,
     port: overrides.port ?? e.PORT,
     maxTrackUploadBytes: overrides.maxTrackUploadBytes ?? e.AUDIO_IDENT_MAX_TRACK_UPLOAD_MB * 2 ** 20,
     maxSessions: overrides.maxSessions ?? e.AUDIO_IDENT_MAX_SESSIONS,

@@ -33,6 +33,13 @@ export interface Track {
 /** What the vibe lane records of a track beside its vectors. */
 export type TrackVibe = Pick<Track, 'embedding_model' | 'vibe_tags'> & { embedding_dim: number | null };
 
+/** What a person may correct after ingest. */
+export interface TrackMetadata {
+  title?: string;
+  artist?: string | null;
+  album?: string | null;
+}
+
 export type NewTrack = Omit<Track, 'id' | 'fpId' | 'ingested_at' | 'embedding_model' | 'vibe_tags'>;
 
 export interface UnsettledRow {
@@ -129,6 +136,22 @@ export class Catalog {
     if (!isUuid(id)) return undefined;
     const [row] = await this.sql<Row[]>`
       UPDATE tracks SET fingerprint_status = 'deleting', updated_at = now()
+      WHERE id = ${id} AND fingerprint_status = 'indexed' RETURNING *`;
+    return row ? toTrack(row) : undefined;
+  }
+
+  /**
+   * Corrects a visible track's title, artist or album (a field left out stays; null clears artist
+   * or album); undefined when there is no such track.
+   */
+  async updateMetadata(id: string, fields: TrackMetadata): Promise<Track | undefined> {
+    if (!isUuid(id)) return undefined;
+    const [row] = await this.sql<Row[]>`
+      UPDATE tracks SET
+        title = CASE WHEN ${fields.title !== undefined} THEN ${fields.title === undefined ? null : printable(fields.title, 500)} ELSE title END,
+        artist = CASE WHEN ${fields.artist !== undefined} THEN ${fields.artist ? printable(fields.artist, 500) : null} ELSE artist END,
+        album = CASE WHEN ${fields.album !== undefined} THEN ${fields.album ? printable(fields.album, 500) : null} ELSE album END,
+        updated_at = now()
       WHERE id = ${id} AND fingerprint_status = 'indexed' RETURNING *`;
     return row ? toTrack(row) : undefined;
   }

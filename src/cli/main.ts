@@ -55,8 +55,8 @@ const COMMANDS = {
     env: [],
   },
   tracks: {
-    usage: 'tracks list [--data-dir DIR] [--json] | tracks rm [--data-dir DIR] ID',
-    does: 'list the catalog, or delete a track',
+    usage: "tracks list [--json] | tracks rm ID | tracks set ID [--title T] [--artist A] [--album B] ('' clears)",
+    does: "list the catalog, delete a track, or correct a track's metadata (each with [--data-dir DIR])",
     needs: 1,
     env: QDRANT_ENV,
   },
@@ -98,6 +98,8 @@ const Args = z.object({
   json: z.boolean(),
   vibe: z.boolean(),
   help: z.boolean(),
+  /** tracks set: what to correct; '' clears artist or album. */
+  metadata: z.object({ title: z.string().trim().min(1, '--title must not be empty').optional(), artist: z.string().optional(), album: z.string().optional() }),
 });
 type Args = z.infer<typeof Args>;
 
@@ -111,7 +113,8 @@ function parse(argv: string[]): Args {
   }
   const { values, positionals } = parsed;
   const [command = 'help', ...rest] = values.version ? ['version'] : positionals;
-  const r = Args.safeParse({ command, positionals: rest, dataDir: values['data-dir'], json: values.json, vibe: values.vibe, help: values.help });
+  const metadata = { title: values.title, artist: values.artist, album: values.album };
+  const r = Args.safeParse({ command, positionals: rest, dataDir: values['data-dir'], json: values.json, vibe: values.vibe, help: values.help, metadata });
   if (!r.success) {
     const unknown = r.error.issues.some((i) => i.path[0] === 'command');
     throw new UsageError(unknown ? `unknown command '${command}'` : (r.error.issues[0]?.message ?? 'bad arguments'), USAGE);
@@ -119,9 +122,11 @@ function parse(argv: string[]): Args {
   const args = r.data;
   if (args.command === 'help' || args.command === 'version' || args.help) return args;
   const [sub, id] = args.positionals;
-  if (args.command === 'tracks' ? !(sub === 'list' || (sub === 'rm' && id)) : args.positionals.length < COMMANDS[args.command].needs) {
+  const correction = Object.values(args.metadata).some((v) => v !== undefined);
+  const tracksOk = sub === 'list' || (sub === 'rm' && id) || (sub === 'set' && id && correction);
+  if (args.command === 'tracks' ? !tracksOk : args.positionals.length < COMMANDS[args.command].needs) {
     throw new UsageError(
-      `${args.command} needs ${args.command === 'tracks' ? "'list' or 'rm ID'" : COMMANDS[args.command].usage.split(' ').at(-1)}`,
+      `${args.command} needs ${args.command === 'tracks' ? "'list', 'rm ID' or 'set ID' with --title, --artist or --album" : COMMANDS[args.command].usage.split(' ').at(-1)}`,
       commandUsage(args.command),
     );
   }
@@ -134,6 +139,9 @@ const OPTIONS = {
   vibe: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
   version: { type: 'boolean', short: 'V', default: false },
+  title: { type: 'string' },
+  artist: { type: 'string' },
+  album: { type: 'string' },
 } as const;
 
 const fmtTime = (s: number) => `${Math.floor(s / 60)}:${(s % 60).toFixed(1).padStart(4, '0')}`;
@@ -243,7 +251,12 @@ async function main(argv: string[]): Promise<number> {
           process.stdout.write(`removed ${t.id} (${path.basename(t.file_name)})\n`);
           return 0;
         }
-        return 2; // parse() let nothing else through
+        // parse() let only 'set ID' with a correction through
+        const { title, artist, album } = args.metadata;
+        const t = await engine.updateTrack(id!, { title, artist: artist === '' ? null : artist, album: album === '' ? null : album });
+        if (args.json) process.stdout.write(`${JSON.stringify(trackInfo(t))}\n`);
+        else process.stdout.write(`${t.id}  ${t.title}${t.artist ? ` - ${t.artist}` : ''}${t.album ? ` (${t.album})` : ''}\n`);
+        return 0;
       }
     }
   } finally {

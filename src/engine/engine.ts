@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Config } from '../base/config.js';
-import { Catalog, type NewTrack, type Track } from '../catalog/catalog.js';
+import { Catalog, type NewTrack, type Track, type TrackMetadata } from '../catalog/catalog.js';
 import { openDatabase, type Database } from '../catalog/database.js';
 import { migrate } from '../catalog/migrations.js';
 import { AppError, isAppError } from '../base/errors.js';
@@ -240,6 +240,12 @@ export class Engine {
 
   getTrack(id: string): Promise<Track | undefined> {
     return this.catalog.get(id);
+  }
+
+  async updateTrack(id: string, fields: TrackMetadata): Promise<Track> {
+    const track = await this.catalog.updateMetadata(id, fields);
+    if (!track) throw new AppError('TRACK_NOT_FOUND', `no track with id ${id}`);
+    return track;
   }
 
   duplicateReports(): ReturnType<Catalog['duplicateReports']> {

@@ -5,6 +5,8 @@ import { timingSafeEqual, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { OpenAPIHono, createRoute, z, type RouteConfig } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
+import { cors } from 'hono/cors';
+import { HTTPException } from 'hono/http-exception';
 import type { Config } from '../base/config.js';
 import { AppError, httpStatus, publicError } from '../base/errors.js';
 import { log } from '../base/log.js';
@@ -14,6 +16,8 @@ import { Metrics } from './metrics.js';
 import * as S from '../api/schemas.js';
 import { sweepUploads, withUpload } from './uploads.js';
 import { registerProbes } from './health.js';
+import { rateLimit } from './rate-limit.js';
+import { serveDocs } from './docs.js';
 import { serveWebClient } from './web.js';
 
 /** Largest search clip: a browser's recording of the 30 s a search uses, with room to spare. */
@@ -31,7 +35,19 @@ const errors = {
   ),
   422: json(S.ErrorBody, 'Undecodable audio (DECODE_FAILED), clip under 3 s (AUDIO_TOO_SHORT), or lane unavailable'),
 };
-const authErrors = { 401: json(S.ErrorBody, 'Missing or wrong API key') };
+const authErrors = { 401: json(S.ErrorBody, 'Missing or wrong API key (UNAUTHORIZED, with WWW-Authenticate: Bearer)') };
+const serverErrors = {
+  500: json(S.ErrorBody, 'Internal error (INTERNAL; the message carries a reference to the server log)'),
+  503: json(
+    S.ErrorBody,
+    'The catalog, the index or the vector store cannot answer (DATABASE_UNAVAILABLE, INDEX_CORRUPT, VECTOR_STORE_UNAVAILABLE), or the server is shutting down or overloaded',
+  ),
+  504: json(S.ErrorBody, 'Decoding or matching took too long (TIMEOUT)'),
+  507: json(S.ErrorBody, 'The data dir cannot be written (STORAGE_ERROR)'),
+};
+const rateErrors = { 429: json(S.ErrorBody, 'Over the per-address rate limit (TOO_FAST), with Retry-After') };
+/** The operations that need the API key, so that generated clients send it. */
+const KEYED = [{ bearer: [] }];
 
 export function createApp(engine: Engine, config: Config, metrics = new Metrics()): OpenAPIHono {
   const app = new OpenAPIHono({
@@ -47,6 +63,19 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
     return route.path;
   };
 
+  // Browsers' cross-origin calls, for the origins the operator lists (the key is a header, never a cookie).
+  if (config.corsOrigins.length > 0) {
+    app.use(
+      '/api/*',
+      cors({
+        origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
+        allowMethods: ['GET', 'POST', 'PATCH', 'DELETE'],
+        allowHeaders: ['Authorization', 'Content-Type'],
+        exposeHeaders: ['Retry-After'],
+        maxAge: 600,
+      }),
+    );
+  }
   app.use('*', async (c, next) => {
     const started = performance.now();
     await next();
@@ -60,7 +89,11 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
   metrics.gauge('audio_ident_indexed_tracks', 'Tracks in the fingerprint index', () => engine.stats().tracks);
 
   app.onError((e, c) => {
-    const err = publicError(e, { method: c.req.method, path: c.req.path });
+    // Hono's own 400s (malformed JSON) are the client's mistake, not an internal error.
+    const err = publicError(e instanceof HTTPException && e.status === 400 ? new AppError('INVALID_ARGUMENT', e.message) : e, {
+      method: c.req.method,
+      path: c.req.path,
+    });
     if (err.code === 'UNAUTHORIZED') c.header('WWW-Authenticate', 'Bearer realm="audio-ident"');
     return c.json({ error: err }, httpStatus(err.code));
   });
@@ -79,20 +112,26 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
       createRoute({
         method: 'post',
         path: '/api/v1/tracks',
+        operationId: 'ingestTracks',
+        tags: ['tracks'],
+        security: KEYED,
         summary: 'Ingest audio files into the catalog',
         description:
           'Each `file` part is hashed, checked for duplicates (same file, or another copy of the same recording), decoded, fingerprinted and indexed. ' +
           '201 when a track was created, 200 when every file was a duplicate.',
         request: { body: { content: { 'multipart/form-data': { schema: S.TrackUploadForm } }, required: true } },
         responses: {
+          ...serverErrors,
           200: json(S.TrackUploadResponse, 'Every file was a duplicate'),
           201: json(S.TrackUploadResponse, 'At least one track was created'),
           ...errors,
           ...authErrors,
+          ...rateErrors,
         },
       }),
     ),
     requireKey,
+    rateLimit(config.rateLimitIngest, 'ingest', config.trustProxy),
     (c) =>
       withUpload(c, { dir: uploads, field: 'file', maxBytes: config.maxTrackUploadBytes, maxFiles: MAX_TRACK_FILES }, async ({ files }) => {
         const summary = await engine.ingest(files);
@@ -112,9 +151,15 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
     createRoute({
       method: 'get',
       path: '/api/v1/tracks',
+      operationId: 'listTracks',
+      tags: ['tracks'],
       summary: 'List catalog tracks, oldest first, optionally filtered by text',
       request: { query: S.TrackListQuery },
-      responses: { 200: json(S.TrackList, 'A page of tracks'), 400: json(S.ErrorBody, 'Bad query parameters (INVALID_ARGUMENT)') },
+      responses: {
+        ...serverErrors,
+        200: json(S.TrackList, 'A page of tracks'),
+        400: json(S.ErrorBody, 'Bad query parameters (INVALID_ARGUMENT)'),
+      },
     }),
     async (c) => {
       const q = c.req.valid('query');
@@ -134,9 +179,16 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
     createRoute({
       method: 'get',
       path: '/api/v1/tracks/{id}',
+      operationId: 'getTrack',
+      tags: ['tracks'],
       summary: 'One catalog track',
       request: { params: IdParam },
-      responses: { 200: json(S.TrackInfo, 'The track'), 400: json(S.ErrorBody, 'Malformed id (INVALID_ARGUMENT)'), 404: json(S.ErrorBody, 'No such track') },
+      responses: {
+        ...serverErrors,
+        200: json(S.TrackInfo, 'The track'),
+        400: json(S.ErrorBody, 'Malformed id (INVALID_ARGUMENT)'),
+        404: json(S.ErrorBody, 'No such track'),
+      },
     }),
     async (c) => {
       const t = await engine.getTrack(c.req.valid('param').id);
@@ -149,10 +201,14 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
     createRoute({
       method: 'delete',
       path: '/api/v1/tracks/{id}',
+      operationId: 'deleteTrack',
+      tags: ['tracks'],
+      security: KEYED,
       summary: 'Delete a track: its postings, stored original and row',
       middleware: [requireKey] as const,
       request: { params: IdParam },
       responses: {
+        ...serverErrors,
         204: { description: 'Deleted' },
         400: json(S.ErrorBody, 'Malformed id (INVALID_ARGUMENT)'),
         404: json(S.ErrorBody, 'No such track'),
@@ -167,10 +223,36 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
 
   app.openapi(
     createRoute({
+      method: 'patch',
+      path: '/api/v1/tracks/{id}',
+      operationId: 'updateTrack',
+      tags: ['tracks'],
+      security: KEYED,
+      summary: "Correct a track's title, artist or album",
+      middleware: [requireKey] as const,
+      request: { params: IdParam, body: { content: { 'application/json': { schema: S.TrackPatch } }, required: true } },
+      responses: {
+        ...serverErrors,
+        200: json(S.TrackInfo, 'The track as it is now'),
+        400: json(S.ErrorBody, 'Malformed id or body (INVALID_ARGUMENT)'),
+        404: json(S.ErrorBody, 'No such track'),
+        ...authErrors,
+      },
+    }),
+    async (c) => c.json(S.trackInfo(await engine.updateTrack(c.req.valid('param').id, c.req.valid('json'))), 200),
+  );
+
+  app.openapi(
+    createRoute({
       method: 'get',
       path: '/api/v1/duplicates',
+      operationId: 'listDuplicates',
+      tags: ['tracks'],
       summary: 'Recent duplicate reports of the ingestion pipeline (files not added: another copy of a catalog recording)',
-      responses: { 200: json(S.DuplicateReports, 'Newest first') },
+      responses: {
+        ...serverErrors,
+        200: json(S.DuplicateReports, 'Newest first'),
+      },
     }),
     async (c) => c.json({ reports: await engine.duplicateReports() }, 200),
   );
@@ -181,15 +263,20 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
       createRoute({
         method: 'post',
         path: '/api/v1/search',
+        operationId: 'search',
+        tags: ['search'],
         summary: 'Identify a complete clip (the fallback when live streaming is not possible)',
         request: { body: { content: { 'multipart/form-data': { schema: S.SearchForm } }, required: true } },
         responses: {
+          ...serverErrors,
           200: json(S.SearchResponse, 'Matches per lane'),
           ...errors,
+          ...rateErrors,
           504: json(S.ErrorBody, 'Decoding the clip, or the one lane asked for, took too long (TIMEOUT)'),
         },
       }),
     ),
+    rateLimit(config.rateLimitSearch, 'search', config.trustProxy),
     (c) =>
       withUpload(c, { dir: uploads, field: 'audio', maxBytes: SEARCH_MAX_BYTES, maxFiles: 1 }, async ({ files: [audio], fields }) => {
         const started = performance.now();
@@ -217,6 +304,14 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
 
   // --- operations -----------------------------------------------------------------------------
   registerProbes(app, engine, config);
+  app.openAPIRegistry.registerPath({
+    method: 'get',
+    path: '/metrics',
+    operationId: 'metrics',
+    tags: ['operations'],
+    summary: 'Prometheus metrics (text exposition format)',
+    responses: { 200: { content: { 'text/plain': { schema: z.string() } }, description: 'The metrics' } },
+  });
   app.get('/metrics', (c: Context) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' }));
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
@@ -227,6 +322,7 @@ export function createApp(engine: Engine, config: Config, metrics = new Metrics(
     },
   });
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
+  serveDocs(app);
   serveWebClient(app);
   return app;
 }

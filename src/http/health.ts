@@ -20,14 +20,24 @@ export function registerProbes(app: OpenAPIHono, engine: Engine, config: Config)
     index: ok(engine.checkIndex().then((n) => `${n} tracks`)),
   });
 
-  app.openapi(createRoute({ method: 'get', path: '/livez', summary: 'Liveness: the process answers', responses: { 200: json(S.Liveness, 'Alive') } }), (c) =>
-    c.json({ status: 'ok' as const }, 200),
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/livez',
+      operationId: 'livez',
+      tags: ['operations'],
+      summary: 'Liveness: the process answers',
+      responses: { 200: json(S.Liveness, 'Alive') },
+    }),
+    (c) => c.json({ status: 'ok' as const }, 200),
   );
 
   app.openapi(
     createRoute({
       method: 'get',
       path: '/readyz',
+      operationId: 'readyz',
+      tags: ['operations'],
       summary: 'Readiness: the catalog answers and the fingerprint index reads and agrees with it',
       responses: { 200: json(S.Readiness, 'Ready'), 503: json(S.Readiness, 'Not ready, with the reason') },
     }),
@@ -43,6 +53,8 @@ export function registerProbes(app: OpenAPIHono, engine: Engine, config: Config)
     createRoute({
       method: 'get',
       path: '/health',
+      operationId: 'health',
+      tags: ['operations'],
       summary: 'Every part: the catalog, the index, ffmpeg and the vibe lane',
       responses: { 200: json(S.Health, 'All good'), 503: json(S.Health, 'Something is down') },
     }),

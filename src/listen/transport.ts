@@ -3,6 +3,7 @@
 // against the protocol, binary messages as audio, and the limits of limits.ts. Everything a
 // client's frames set off runs inside its connection's context: a failure there, even one that
 // escapes to the process (failCurrent), ends that connection only.
+import { clientAddress } from '../base/address.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
@@ -103,10 +104,7 @@ export class ListenService {
   }
 
   private addressOf(req: IncomingMessage): string {
-    const forwarded = this.options.trustProxy ? req.headers['x-forwarded-for'] : undefined;
-    // The last entry is the one the nearest proxy added; the others are the client's own say.
-    const last = (Array.isArray(forwarded) ? forwarded.at(-1) : forwarded)?.split(',').at(-1)?.trim();
-    return last || req.socket.remoteAddress || 'unknown';
+    return clientAddress(req.headers['x-forwarded-for'], req.socket.remoteAddress, this.options.trustProxy ?? false);
   }
 
   private accept(ws: WebSocket, address: string): void {

@@ -2,7 +2,9 @@
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/base/config.js';
 
 describe('loadConfig', () => {
@@ -21,6 +23,9 @@ describe('loadConfig', () => {
         apiKey: undefined,
         host: '127.0.0.1',
         allowOpen: false,
+        corsOrigins: [],
+        rateLimitSearch: 0,
+        rateLimitIngest: 0,
         port: 8000,
         maxTrackUploadBytes: 200 * 2 ** 20,
         maxSessions: 200,
@@ -50,6 +55,9 @@ describe('loadConfig', () => {
       AUDIO_IDENT_MAX_SESSIONS_PER_ADDRESS: '3',
       AUDIO_IDENT_TRUST_PROXY: '1',
       AUDIO_IDENT_ALLOW_OPEN: '1',
+      AUDIO_IDENT_CORS_ORIGINS: 'https://a.example, http://localhost:5173',
+      AUDIO_IDENT_RATE_LIMIT_SEARCH: '120',
+      AUDIO_IDENT_RATE_LIMIT_INGEST: '10',
       AUDIO_IDENT_MATCH_THREADS: '2',
       AUDIO_IDENT_MAX_TRACK_UPLOAD_MB: '3',
       DATABASE_URL: 'postgresql://u:p@db:5432/x',
@@ -75,6 +83,9 @@ describe('loadConfig', () => {
       apiKey: 'k'.repeat(16),
       host: '0.0.0.0',
       allowOpen: true,
+      corsOrigins: ['https://a.example', 'http://localhost:5173'],
+      rateLimitSearch: 120,
+      rateLimitIngest: 10,
       port: 9001,
       maxTrackUploadBytes: 3 * 2 ** 20,
       maxSessions: 7,
@@ -117,10 +128,24 @@ describe('loadConfig', () => {
       ['AUDIO_IDENT_VIBE_THREADS', 'many'],
       ['QDRANT_URL', 'not a url'],
       ['QDRANT_COLLECTION', 'has space'],
+      ['AUDIO_IDENT_CORS_ORIGINS', 'a.example'],
+      ['AUDIO_IDENT_RATE_LIMIT_SEARCH', '-1'],
     ];
     for (const [name, value] of bad) {
       assert.throws(() => loadConfig({ [name]: value }), { message: new RegExp(`^invalid environment: ${name}: `) }, `${name}=${value}`);
     }
+  });
+
+  it('.env.example names every variable the configuration reads', () => {
+    const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+    const example = readFileSync(path.join(root, '.env.example'), 'utf8');
+    const source = readFileSync(path.join(root, 'src', 'base', 'config.ts'), 'utf8');
+    const read = [...source.matchAll(/^ {2}([A-Z][A-Z0-9_]+): z/gm)].map((m) => m[1]!);
+    assert.ok(read.length > 20);
+    assert.deepEqual(
+      read.filter((v) => !new RegExp(`^#? ?${v}=`, 'm').test(example)),
+      [],
+    );
   });
 
   it('lets overrides win, including an explicit undefined', () => {
